@@ -1,0 +1,110 @@
+"""Configuration sections owned by the model: `tasks`, `model` and `training` (SPEC §7)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from features.config import ConfigSection
+
+
+class TaskConfig(ConfigSection):
+    """One task of the multi-task model."""
+
+    name: str
+    """Task name: the key of its outputs, metrics and loss weight."""
+    kind: Literal["retrieval", "binary", "regression"]
+    """retrieval: two-tower in-batch softmax; binary: ranking head with BCE; regression: MSE."""
+    label: str | None = None
+    """Declared label (features.declarations.LABELS) this task learns; none for retrieval."""
+    weight: float = pydantic.Field(default=1.0, ge=0.0)
+    """Fixed weight w_t of this task's loss in the joint loss (used with weighting=fixed)."""
+    esmm_parent: str | None = None
+    """Binary only: name of the click-like task; p = p_parent * p_this|parent (ESMM, CTCVR loss)."""
+    sample_probability: float = pydantic.Field(default=1.0, gt=0.0)
+    """Alternating training: relative probability that a step trains this task."""
+    retrieval_on_clicks: bool = True
+    """Retrieval only: learn from clicked impressions only (positive pairs); false = all rows."""
+
+    @pydantic.model_validator(mode="after")
+    def _label_matches_kind(self) -> TaskConfig:
+        if self.kind == "retrieval" and self.label is not None:
+            raise ValueError(f"task {self.name!r}: retrieval takes no label; remove 'label'")
+        if self.kind != "retrieval" and self.label is None:
+            raise ValueError(f"task {self.name!r}: kind {self.kind} needs a 'label'")
+        if self.esmm_parent is not None and self.kind != "binary":
+            raise ValueError(f"task {self.name!r}: esmm_parent applies to binary tasks only")
+        return self
+
+
+DEFAULT_TASKS: tuple[TaskConfig, ...] = (
+    TaskConfig(name="retrieval", kind="retrieval", weight=1.0),
+    TaskConfig(name="click", kind="binary", label="click", weight=1.0),
+    TaskConfig(name="purchase", kind="binary", label="purchase", weight=1.0, esmm_parent="click"),
+    TaskConfig(name="dwell", kind="regression", label="dwell", weight=0.5),
+)
+
+
+class ModelConfig(ConfigSection):
+    """Towers, sharing between ranking heads, and loss weighting."""
+
+    embedding_dim: int = pydantic.Field(default=32, ge=1)
+    """Width of the shared user/item id embeddings and of the tower outputs."""
+    side_embedding_dim: int = pydantic.Field(default=8, ge=1)
+    """Width of side-feature (categorical) embeddings."""
+    tower_units: tuple[int, ...] = (64,)
+    """Hidden layer widths of the user and item towers (before the output projection)."""
+    sharing: Literal["shared_bottom", "mmoe", "ple"] = "shared_bottom"
+    """How ranking heads share the representation of a (user, item) pair."""
+    bottom_units: tuple[int, ...] = (64,)
+    """shared_bottom: hidden widths of the shared bottom MLP."""
+    num_experts: int = pydantic.Field(default=4, ge=1)
+    """mmoe: number of shared experts; ple: shared experts per CGC layer."""
+    task_experts: int = pydantic.Field(default=1, ge=1)
+    """ple: task-specific experts per task per CGC layer."""
+    expert_units: tuple[int, ...] = (32,)
+    """mmoe/ple: hidden widths of each expert."""
+    ple_levels: int = pydantic.Field(default=2, ge=1)
+    """ple: number of stacked CGC layers."""
+    head_units: tuple[int, ...] = (16,)
+    """Hidden widths of each task's own tower (head)."""
+    weighting: Literal["fixed", "uncertainty"] = "fixed"
+    """fixed: sum of w_t * L_t; uncertainty: learned exp(-s_t) * L_t + s_t / 2 (Kendall et al.)."""
+    dropout: float = pydantic.Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout rate in towers, experts and heads."""
+
+
+class TrainingConfig(ConfigSection):
+    """Optimisation, checkpoints and distribution."""
+
+    mode: Literal["joint", "alternating"] = "joint"
+    """joint: one step on the weighted sum; alternating: each step trains one sampled task."""
+    optimizer: Literal["adam", "adagrad", "sgd"] = "adam"
+    """Optimizer; sgd uses `momentum`."""
+    learning_rate: float = pydantic.Field(default=0.003, gt=0.0)
+    """Initial learning rate."""
+    lr_schedule: Literal["constant", "cosine", "exponential"] = "constant"
+    """Learning-rate schedule over the total number of steps."""
+    momentum: float = pydantic.Field(default=0.9, ge=0.0, lt=1.0)
+    """sgd only: momentum."""
+    l2_embedding: float = pydantic.Field(default=0.0, ge=0.0)
+    """L2 penalty on the shared id embedding tables."""
+    clipnorm: float | None = pydantic.Field(default=5.0, gt=0.0)
+    """Global gradient-norm clipping; null = none."""
+    batch_size: int = pydantic.Field(default=512, ge=1)
+    """Examples per step (global batch across replicas)."""
+    epochs: int = pydantic.Field(default=4, ge=0)
+    """Passes over the training split (upper bound with early stopping)."""
+    steps_per_epoch: int | None = pydantic.Field(default=None, ge=1)
+    """Cap on steps per epoch; null = the whole training split."""
+    early_stopping_patience: int | None = pydantic.Field(default=2, ge=1)
+    """Epochs without improvement of the eval loss before stopping; null = never stop early."""
+    checkpoint_every_steps: int = pydantic.Field(default=200, ge=1)
+    """Steps between checkpoints; a rerun after a crash resumes from the latest one."""
+    shuffle_buffer: int = pydantic.Field(default=10_000, ge=1)
+    """tf.data shuffle buffer size."""
+    seed: int = 42
+    """Seed for initialisation, shuffling and task sampling: seeded runs are reproducible."""
+    strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
+    """tf.distribute strategy; auto = multi_worker when TF_CONFIG is set, else default."""
