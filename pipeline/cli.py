@@ -84,6 +84,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--src", type=pathlib.Path, required=True, help="the data set's directory")
     p.add_argument("--out", type=pathlib.Path, required=True, help="output raw directory")
 
+    p = sub.add_parser("recommend", help="batch top-K for many users via Beam RunInference")
+    p.add_argument("--model", type=pathlib.Path, required=True, help="exported version dir")
+    p.add_argument("--users", type=pathlib.Path, required=True, help="Parquet/CSV with user_id")
+    p.add_argument("--out", type=pathlib.Path, required=True, help="output Parquet directory")
+
+    p = sub.add_parser("bench", help="run a benchmark of bench/ (python -m bench.NAME)")
+    p.add_argument("name", help="benchmark: preprocess, train, serving, movielens, ...")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark")
+
     p = sub.add_parser("config", help="print the effective configuration or its schema")
     p.add_argument("action", choices=("show", "schema"), help="show: effective; schema: fields")
     _add_config_options(p)
@@ -157,6 +166,27 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recommend(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from pipeline import log
+    from pipeline.recommend import recommend
+
+    log.configure()
+    recommend(args.model, args.users, args.out, beam_args)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+    import runpy
+
+    module = f"bench.{args.name}"
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"no benchmark {args.name!r}: expected a module {module}")
+    sys.argv = [module, *args.bench_args]
+    runpy.run_module(module, run_name="__main__")
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     if args.action == "schema":
         print("\n".join(schema_lines()))
@@ -168,12 +198,19 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if unknown and args.command not in ("run", *STEP_NAMES):
+    if unknown and args.command not in ("run", "recommend", *STEP_NAMES):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if args.command in ("run", *STEP_NAMES):
             return _cmd_run(args, unknown)
-        handlers = {"generate": _cmd_generate, "import": _cmd_import, "config": _cmd_config}
+        if args.command == "recommend":
+            return _cmd_recommend(args, unknown)
+        handlers = {
+            "generate": _cmd_generate,
+            "import": _cmd_import,
+            "config": _cmd_config,
+            "bench": _cmd_bench,
+        }
         return handlers[args.command](args)
     except ConfigError as e:
         print(f"mtlrec: {e}", file=sys.stderr)
