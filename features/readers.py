@@ -1,0 +1,277 @@
+"""Readers for raw log tables in Parquet, CSV or JSON Lines, optionally `dt=` partitioned.
+
+Reading happens in two stages so that bad rows can be reported exactly:
+
+1. `read_batches` yields *raw strings*: every contract column of the table as the textual
+   form of the original value (null when the column or value is missing), plus `_file` and
+   `_row` (0-based row within the file: data row for CSV and Parquet, line for JSON Lines).
+   The validator puts these strings into the dead-letter output.
+2. `to_contract_types` (from features.contract_types) parses them into the contract types.
+   A value that does not parse becomes null, so `raw is not null and typed is null` marks a
+   bad value or timestamp.
+
+CSV has no null: an empty field of a column the contract does not require in every row
+(`Column.required` false) is read as missing; in a required column it stays "" (an empty id).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from features import schema
+from features.contract_types import (
+    FILE_COLUMN,
+    ROW_COLUMN,
+    as_text,
+    contract_schema,
+    to_contract_types,
+)
+
+__all__ = [
+    "FILE_COLUMN",
+    "ROW_COLUMN",
+    "RawFile",
+    "contract_schema",
+    "discover",
+    "read_batches",
+    "read_table",
+    "to_contract_types",
+]
+
+_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+_DT = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
+
+
+@dataclasses.dataclass(frozen=True)
+class RawFile:
+    """One raw file: its path, format ("parquet", "csv" or "jsonl") and `dt=` partition."""
+
+    path: str
+    format: str
+    dt: str | None
+
+
+def _raw_file(path: Path) -> RawFile:
+    dts = [m.group(1) for part in path.parts if (m := _DT.match(part))]
+    return RawFile(str(path), _FORMATS[path.suffix.lower()], dts[-1] if dts else None)
+
+
+def _check_date(value: str) -> None:
+    # Shape only: open bounds such as "0000-00-00" / "9999-99-99" compare correctly as text.
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"dates: {value!r} is not a YYYY-MM-DD date")
+
+
+def discover(
+    raw_dir: str | Path, table: str, dates: tuple[str, str] | None = None
+) -> list[RawFile]:
+    """Lists the files of `table`: `<raw_dir>/<table>.<ext>` and every file under `<raw_dir>/<table>/`.
+
+    Args:
+      raw_dir: the raw-contract directory.
+      table: a name of `schema.TABLES`.
+      dates: inclusive (start, end) YYYY-MM-DD; keeps only `dt=` partitions in that range
+        (files outside any `dt=` partition are always kept).
+
+    Raises:
+      ValueError: unknown table, a file with an unsupported extension, or a required table
+        without any file.
+    """
+    if table not in schema.TABLES:
+        raise ValueError(f"unknown table {table!r}; tables: {sorted(schema.TABLES)}")
+    root = Path(raw_dir)
+    paths = [root / f"{table}{ext}" for ext in _FORMATS if (root / f"{table}{ext}").is_file()]
+    table_dir = root / table
+    if table_dir.is_dir():
+        for path in table_dir.rglob("*"):
+            hidden = any(p.startswith((".", "_")) for p in path.relative_to(table_dir).parts)
+            if not path.is_file() or hidden:
+                continue
+            if path.suffix.lower() not in _FORMATS:
+                raise ValueError(
+                    f"{path}: unsupported file type; raw files must end in "
+                    f"{', '.join(_FORMATS)} (hidden or _-prefixed files are ignored)"
+                )
+            paths.append(path)
+    files = [_raw_file(p) for p in sorted(paths)]
+    required = schema.TABLES[table].required
+    if not files and required:
+        raise ValueError(
+            f"no {table!r} files in {root}: expected {root}/{table}.parquet (or .csv, .jsonl, "
+            f".json) or files under {root}/{table}/, optionally in dt=YYYY-MM-DD/ partitions"
+        )
+    if dates is not None:
+        _check_date(dates[0])
+        _check_date(dates[1])
+        files = [f for f in files if f.dt is None or dates[0] <= f.dt <= dates[1]]
+        if not files and required:
+            raise ValueError(
+                f"no {table!r} files in {root} inside dates {dates[0]}..{dates[1]}: "
+                f"widen the date range or check the dt=YYYY-MM-DD partition names"
+            )
+    return files
+
+
+def _with_provenance(columns: dict[str, pa.Array], path: str, first_row: int) -> pa.RecordBatch:
+    n = len(next(iter(columns.values())))
+    columns[FILE_COLUMN] = pa.repeat(pa.scalar(path, pa.string()), n)
+    columns[ROW_COLUMN] = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def _parquet_batches(
+    source: str | BinaryIO, path: str, table: schema.Table, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    reader = pq.ParquetFile(source)
+    present = [c for c in table.column_names if c in reader.schema_arrow.names]
+    row = 0
+    for batch in reader.iter_batches(batch_size=batch_size, columns=present):
+        columns = {
+            name: as_text(batch.column(name))
+            if name in present
+            else pa.nulls(batch.num_rows, pa.string())
+            for name in table.column_names
+        }
+        yield _with_provenance(columns, path, row)
+        row += batch.num_rows
+
+
+def _csv_batches(
+    source: str | BinaryIO, path: str, table: schema.Table, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    names = table.column_names
+    convert = pcsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        include_columns=list(names),
+        include_missing_columns=True,
+    )
+    read = pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 64))
+    row = 0
+    try:
+        for batch in pcsv.open_csv(source, read_options=read, convert_options=convert):
+            columns = {}
+            for column in table.columns:
+                values = batch.column(column.name)
+                if not column.required:
+                    values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+                columns[column.name] = values
+            yield _with_provenance(columns, path, row)
+            row += batch.num_rows
+    except pa.ArrowInvalid as e:
+        raise ValueError(f"{path}: malformed CSV after data row {row}: {e}") from None
+
+
+def _json_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, sort_keys=True)
+
+
+def _jsonl_batches(
+    source: str | BinaryIO, path: str, table: schema.Table, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    names = table.column_names
+    handle = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115
+    try:
+        pending: dict[str, list[str | None]] = {n: [] for n in names}
+        rows: list[int] = []
+        # readline, not iteration: Beam's CompressedFile handles are not iterable
+        for line_no, line in enumerate(iter(handle.readline, b"")):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                record = {}  # unreadable line: every column null, rejected as missing_field
+            for n in names:
+                pending[n].append(_json_text(record.get(n)))
+            rows.append(line_no)
+            if len(rows) == batch_size:
+                yield _json_batch(pending, rows, path)
+                pending, rows = {n: [] for n in names}, []
+        if rows:
+            yield _json_batch(pending, rows, path)
+    finally:
+        if isinstance(source, str):
+            handle.close()
+
+
+def _json_batch(pending: dict[str, list[str | None]], rows: list[int], path: str) -> pa.RecordBatch:
+    columns = {n: pa.array(v, pa.string()) for n, v in pending.items()}
+    columns[FILE_COLUMN] = pa.repeat(pa.scalar(path, pa.string()), len(rows))
+    columns[ROW_COLUMN] = pa.array(rows, pa.int64())
+    return pa.RecordBatch.from_pydict(columns)
+
+
+_READERS = {"parquet": _parquet_batches, "csv": _csv_batches, "jsonl": _jsonl_batches}
+
+
+class _ReadOnlyStream(io.RawIOBase):
+    """Adapts an object with only `read` (e.g. Beam's CompressedFile) to a real stream."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        super().__init__()
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:
+        data = self._source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def read_batches(
+    path: str,
+    fmt: str,
+    table: schema.Table,
+    batch_size: int = 65536,
+    file_obj: BinaryIO | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """Yields the raw-string batches of one file (see the module docstring).
+
+    Args:
+      path: the file's path (also written to `_file`).
+      fmt: "parquet", "csv" or "jsonl".
+      table: the contract table whose columns are read; other columns are dropped.
+      batch_size: rows per batch (CSV batches follow the reader's blocks instead).
+      file_obj: an open binary file to read instead of opening `path` (Beam fileio, GCS).
+    """
+    if fmt not in _READERS:
+        raise ValueError(f"{path}: unknown format {fmt!r}; formats: {sorted(_READERS)}")
+    if file_obj is not None and fmt == "parquet" and not file_obj.seekable():
+        file_obj = io.BytesIO(file_obj.read())  # Parquet needs random access to its footer
+    elif file_obj is not None and fmt == "csv" and not isinstance(file_obj, io.IOBase):
+        file_obj = io.BufferedReader(_ReadOnlyStream(file_obj))
+    yield from _READERS[fmt](file_obj if file_obj is not None else path, path, table, batch_size)
+
+
+def read_table(raw_dir: str | Path, table: str) -> pa.Table:
+    """Reads every file of `table` into one typed table of contract columns (small data only)."""
+    files = discover(raw_dir, table)
+    spec = schema.TABLES[table]
+    batches = [
+        to_contract_types(batch, spec).select(list(spec.column_names))
+        for f in files
+        for batch in read_batches(f.path, f.format, spec)
+    ]
+    return pa.Table.from_batches(batches, schema=contract_schema(spec))
