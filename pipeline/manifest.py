@@ -25,6 +25,8 @@ def write_json(path: pathlib.Path, document: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as f:
         json.dump(document, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
+    # mkstemp creates 0600 files; schedulers and report readers may run as other users.
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
