@@ -10,13 +10,13 @@ is copied into the serving root, one version directory at a time, atomically.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
-import os
 import pathlib
 import shutil
-import tempfile
 from typing import Any
 
+from deploy.versioning import publish_version
 from pipeline.config import Config
 from pipeline.manifest import read, write_json
 
@@ -148,43 +148,45 @@ def push(
     blessed: bool,
     force: bool = False,
 ) -> dict[str, str]:
-    """Copies each model's version directory to `<serving_root>/<model>/<version>/`.
+    """Publishes each model's exported version as the next version under `<serving_root>/<model>/`.
 
-    Nothing is copied unless `blessed` or `force`. Each copy goes to a temporary directory
-    next to its destination and is renamed into place, so TF Serving never sees half a model.
+    Nothing is copied unless `blessed` or `force`. Every run exports its own version 1, so
+    the serving version is assigned here, as one more than the largest one served; the copy
+    is written to a temporary sibling, checked file by file and renamed into place
+    (`deploy.versioning.publish_version`), so TF Serving never sees half a model and an
+    existing version is never overwritten.
 
     Returns:
       model name -> pushed version directory.
 
     Raises:
       ValueError: a source is not a `<model>/<integer version>` directory.
-      FileExistsError: the version already exists in the serving root (never overwritten).
     """
     if not (blessed or force):
         return {}
-    for name, src in export_dirs.items():
-        src = pathlib.Path(src)
+    sources = {name: pathlib.Path(src) for name, src in export_dirs.items()}
+    for name, src in sources.items():
         if not src.is_dir() or not src.name.isdigit():
             raise ValueError(
                 f"push: model {name!r}: {src} is not an exported <model>/<integer version> "
                 "directory; run the export step first"
             )
-        target = pathlib.Path(serving_root) / name / src.name
-        if target.exists():
-            raise FileExistsError(
-                f"push: {target} already exists and is never overwritten; export a new version"
-            )
     pushed = {}
-    for name, src in export_dirs.items():
-        src = pathlib.Path(src)
-        target = pathlib.Path(serving_root) / name / src.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{src.name}.tmp-"))
-        try:
-            shutil.copytree(src, staging, dirs_exist_ok=True)
-            os.rename(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    for name, src in sources.items():
+        target = publish_version(
+            pathlib.Path(serving_root) / name,
+            write=functools.partial(shutil.copytree, src, dirs_exist_ok=True),
+            verify=functools.partial(_check_same_files, src),
+        )
         pushed[name] = str(target)
     return pushed
+
+
+def _check_same_files(src: pathlib.Path, copy: pathlib.Path) -> None:
+    def listing(root: pathlib.Path) -> dict[str, int]:
+        return {
+            p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()
+        }
+
+    if listing(src) != listing(copy):
+        raise RuntimeError(f"push: the copy of {src} differs from its source; nothing pushed")

@@ -68,14 +68,14 @@ def test_force_push_copies_an_unblessed_model(tmp_path):
     dirs = _export(tmp_path)
     pushed = bless.push(dirs, tmp_path / "serving", blessed=False, force=True)
     assert pushed == {
-        name: str(tmp_path / "serving" / name / "3")
+        name: str(tmp_path / "serving" / name / "1")
         for name in ("mtlrec_ranker", "mtlrec_retriever")
     }
-    copied = tmp_path / "serving" / "mtlrec_ranker" / "3"
+    copied = tmp_path / "serving" / "mtlrec_ranker" / "1"
     assert (copied / "saved_model.pb").read_bytes() == b"graph-mtlrec_ranker"
     assert (copied / "variables" / "variables.index").read_bytes() == b"index"
     leftovers = [p.name for p in (tmp_path / "serving" / "mtlrec_ranker").iterdir()]
-    assert leftovers == ["3"]  # no staging directory left behind
+    assert leftovers == ["1"]  # no staging directory left behind
 
 
 def test_small_regression_within_tolerance_is_blessed(tmp_path):
@@ -102,16 +102,19 @@ def test_missing_or_nan_gated_metric_fails(tmp_path):
     assert bless.decide(config, tmp_path, {})["blessed"] is False
 
 
-def test_push_never_overwrites_a_version(tmp_path):
+def test_each_push_publishes_the_next_serving_version_and_never_overwrites(tmp_path):
     serving = tmp_path / "serving"
-    bless.push(_export(tmp_path), serving, blessed=True)
+    first = bless.push(_export(tmp_path), serving, blessed=True)
     other = _export(tmp_path / "other")
     (other["mtlrec_ranker"] / "saved_model.pb").write_bytes(b"different")
-    with pytest.raises(FileExistsError, match="never overwritten"):
-        bless.push(other, serving, blessed=True)
-    assert (serving / "mtlrec_ranker" / "3" / "saved_model.pb").read_bytes() == (
+    second = bless.push(other, serving, blessed=True)
+    assert first["mtlrec_ranker"] == str(serving / "mtlrec_ranker" / "1")
+    assert second["mtlrec_ranker"] == str(serving / "mtlrec_ranker" / "2")
+    assert (serving / "mtlrec_ranker" / "1" / "saved_model.pb").read_bytes() == (
         b"graph-mtlrec_ranker"
     )
+    assert (serving / "mtlrec_ranker" / "2" / "saved_model.pb").read_bytes() == b"different"
+    assert sorted(p.name for p in (serving / "mtlrec_ranker").iterdir()) == ["1", "2"]
 
 
 def test_push_rejects_a_non_version_directory(tmp_path):
