@@ -1,0 +1,255 @@
+"""Entry points of the validate and preprocess steps (SPEC §4, §5, §6, §11, §13).
+
+Each builds its Beam pipeline with one typed function (`pipeline.validate_job`,
+`pipeline.preprocess_job`), runs it with the configured Beam options, and returns the
+step's counts (also written to `<step_dir>/counts.json`).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+from features import readers, schema
+from pipeline.config import Config
+
+VALIDATE_OUTPUTS = ("events", "items", "users", "dead_letter", "duplicates")
+COUNTS_JSON = "counts.json"
+
+
+class BadInputError(ValueError):
+    """More rows were rejected than `data.max_bad_fraction` allows."""
+
+
+def pipeline_options(config: Config, beam_args: Sequence[str] | None = None):
+    """Beam options from `runner.beam_args` (or the `beam_args` override), passed unchanged."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    return PipelineOptions(list(config.runner.beam_args if beam_args is None else beam_args))
+
+
+def _fresh_dir(step_dir: pathlib.Path, outputs: Sequence[str]) -> None:
+    """Removes this step's earlier outputs so shards of a previous run never mix in."""
+    step_dir.mkdir(parents=True, exist_ok=True)
+    for name in outputs:
+        path = step_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _sources(config: Config, raw_dir: pathlib.Path) -> dict[str, Any]:
+    """The tables to validate: events (+ items, users) or the pre-joined interactions."""
+    from pipeline import interactions
+    from pipeline.validate_job import TableSource
+
+    data = config.data
+    if data.interactions is not None:
+        contract = interactions.table(data.interactions.table)
+        in_files = interactions.file_table(contract, dict(data.interactions.columns))
+        files = interactions.discover(raw_dir, contract.name)
+        return {contract.name: TableSource(files, contract, in_files)}
+    dates = None
+    if data.start is not None or data.end is not None:
+        dates = (data.start or "0000-01-01", data.end or "9999-12-31")
+    sources = {}
+    for name in ("events", "items", "users"):
+        table = schema.TABLES[name]
+        found = readers.discover(raw_dir, name, dates if name == "events" else None)
+        if found:
+            sources[name] = TableSource(found, table, table)
+    return sources
+
+
+def _validate_buckets(sources: dict[str, Any]) -> int:
+    """Dedupe buckets from the input size (~64 bytes a row is a generous row estimate)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.keyed import buckets_for
+
+    paths = [f.path for source in sources.values() for f in source.files]
+    sizes = [m.size_in_bytes for r in FileSystems.match(paths) for m in r.metadata_list]
+    return buckets_for(sum(sizes) // 64)
+
+
+def _validate_counts(
+    totals: dict[str, Any], primary: str, dead_letter: pathlib.Path
+) -> dict[str, Any]:
+    events = totals.get(primary, {})
+    accepted = events.get("accepted", {})
+    counts: dict[str, Any] = {
+        "events_read": events.get("read", 0),
+        "duplicates": events.get("duplicates", 0),
+        "rejected": {r: events.get("rejected", {}).get(r, 0) for r in schema.REJECT_REASONS},
+        "dead_letter": str(dead_letter),
+    }
+    if primary == "events":
+        counts["accepted"] = {e: accepted.get(e, 0) for e in schema.EVENT_TYPES}
+    else:
+        counts["accepted"] = {"interactions": accepted.get("rows", 0)}
+        non_null = events.get("non_null", {})
+        counts["columns"] = sorted(c for c, n in non_null.items() if n)
+    for side in ("items", "users"):
+        if side in totals:
+            side_counts = totals[side]
+            counts[f"{side}_read"] = side_counts.get("read", 0)
+            counts[f"{side}_rejected"] = sum(side_counts.get("rejected", {}).values())
+            counts[f"{side}_duplicates"] = side_counts.get("duplicates", 0)
+    return counts
+
+
+def _check_bad_fraction(counts: dict[str, Any], limit: float) -> None:
+    bad = sum(counts["rejected"].values())
+    read = counts["events_read"]
+    fraction = bad / read if read else 0.0
+    if fraction > limit:
+        by_reason = ", ".join(f"{r}={n}" for r, n in counts["rejected"].items() if n)
+        raise BadInputError(
+            f"{bad} of {read} events rejected ({by_reason}): fraction {fraction:.4f} is above "
+            f"data.max_bad_fraction={limit}; inspect {counts['dead_letter']}, fix the input or "
+            f"raise data.max_bad_fraction"
+        )
+
+
+def run_validate(
+    config: Config,
+    raw_dir: pathlib.Path,
+    step_dir: pathlib.Path,
+    beam_args: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Validates and dedupes the raw logs; writes typed Parquet, dead letters and counts.
+
+    Raises:
+      BadInputError: rejected / read events is above `data.max_bad_fraction` (raised after
+        the outputs are written, so the dead-letter rows can be inspected).
+      ValueError: no events files, or an unreadable file.
+    """
+    import apache_beam as beam
+
+    from pipeline import beam_io
+    from pipeline.validate import Window
+    from pipeline.validate_job import build_validate_pipeline
+
+    raw_dir, step_dir = pathlib.Path(raw_dir), pathlib.Path(step_dir)
+    window = Window.from_dates(config.data.start, config.data.end)
+    sources = _sources(config, raw_dir)
+    primary = next(iter(sources))
+    _fresh_dir(step_dir, (*VALIDATE_OUTPUTS, primary, COUNTS_JSON, beam_io.COUNTS_FILE))
+    with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
+        build_validate_pipeline(p, sources, step_dir, window, _validate_buckets(sources))
+    totals = beam_io.take_counts(step_dir)
+    counts = _validate_counts(totals, primary, step_dir / "dead_letter")
+    (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    _check_bad_fraction(counts, config.data.max_bad_fraction)
+    return counts
+
+
+PREPROCESS_OUTPUTS = ("transform_fn", "catalog.parquet", "eval_sample.parquet", "tmp")
+PREPROCESS_COUNT_KEYS = (
+    "impressions",
+    "clicks_joined",
+    "purchases_attributed",
+    "orphan_clicks",
+    "orphan_purchases",
+    "train_examples",
+    "eval_examples",
+    "clicked_impressions",
+    "purchased_impressions",
+    "impressions_deduplicated",
+)
+
+
+def _preprocess_settings(config: Config, validated: dict[str, Any]):
+    from features.declarations import feature_set
+    from pipeline.keyed import buckets_for
+    from pipeline.preprocess_job import PreprocessSettings
+
+    labels = tuple(t.label for t in config.tasks if t.label is not None)
+    data = config.data
+    return PreprocessSettings(
+        feature_set=feature_set(config.features, labels),
+        click_window_ms=data.click_window_s * 1000,
+        attribution_window_ms=data.attribution_window_s * 1000,
+        split_ts=data.split_ts,
+        eval_fraction=data.eval_fraction,
+        interactions_table=None if data.interactions is None else data.interactions.table,
+        interactions_columns=tuple(validated.get("columns", ())),
+        buckets=buckets_for(sum(validated["accepted"].values())),
+    )
+
+
+def _clear_shards(step_dir: pathlib.Path) -> None:
+    for pattern in ("train-*.tfrecord.gz", "eval-*.tfrecord.gz"):
+        for path in step_dir.glob(pattern):
+            path.unlink()
+
+
+def run_preprocess(
+    config: Config,
+    validate_dir: pathlib.Path,
+    step_dir: pathlib.Path,
+    beam_args: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Joins, labels, splits and transforms the validated events into TFRecords.
+
+    Raises:
+      ValueError: the validate step has not run, accepted no impression, the split leaves no
+        training example, or data.orphan_clicks_to_retrieval is set.
+    """
+    import apache_beam as beam
+    import tensorflow_transform.beam as tft_beam
+
+    from pipeline import beam_io
+    from pipeline.preprocess_job import build_preprocess_pipeline
+
+    if config.data.orphan_clicks_to_retrieval:
+        # Orphan clicks would be examples with click = 1 but no impression; the ranking tasks
+        # have no per-example mask to ignore them, so they would teach a wrong click rate.
+        raise ValueError(
+            "data.orphan_clicks_to_retrieval=true is not available: the ranking tasks cannot "
+            "mask retrieval-only examples; set it to false (orphan clicks stay counted)"
+        )
+    validate_dir, step_dir = pathlib.Path(validate_dir), pathlib.Path(step_dir)
+    counts_path = validate_dir / COUNTS_JSON
+    if not counts_path.exists():
+        raise ValueError(f"{counts_path} not found: run the validate step first")
+    validated = json.loads(counts_path.read_text())
+    accepted = validated.get("accepted", {})
+    if not (accepted.get("impression") or accepted.get("interactions")):
+        raise ValueError(
+            f"{validate_dir}: no accepted impressions, nothing to train on; check the "
+            f"dead-letter output in {validate_dir / 'dead_letter'}"
+        )
+    settings = _preprocess_settings(config, validated)
+    _fresh_dir(step_dir, (*PREPROCESS_OUTPUTS, COUNTS_JSON, beam_io.COUNTS_FILE))
+    _clear_shards(step_dir)
+    with (
+        tft_beam.Context(temp_dir=str(step_dir / "tmp")),
+        beam.Pipeline(options=pipeline_options(config, beam_args)) as p,
+    ):
+        build_preprocess_pipeline(p, validate_dir, step_dir, settings)
+    shutil.rmtree(step_dir / "tmp", ignore_errors=True)
+    totals = beam_io.take_counts(step_dir)
+    counts = {key: totals.get(key, 0) for key in PREPROCESS_COUNT_KEYS}
+    counts["split_ts"] = totals["split_ts"]
+    (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    check_training_examples(counts, config)
+    return counts
+
+
+def check_training_examples(counts: dict[str, Any], config: Config) -> None:
+    """Raises ValueError when the split left nothing to train on (analysers saw no rows)."""
+    if counts["train_examples"] == 0:
+        setting = (
+            f"data.split_ts={config.data.split_ts!r}"
+            if config.data.split_ts is not None
+            else f"data.eval_fraction={config.data.eval_fraction}"
+        )
+        raise ValueError(
+            f"{setting} puts every one of {counts['eval_examples']} examples in the evaluation "
+            f"split (split_ts={counts['split_ts']} ms); choose a later data.split_ts"
+        )

@@ -1,0 +1,170 @@
+"""The preprocess Beam pipeline: join → label → split → transform → write (SPEC §5, §6).
+
+Reads the validate step's Parquet, joins labels and side tables with keyed CoGroupByKey
+stages, splits by time, runs tf.Transform (analysers on the train split only) and writes
+`train-*` / `eval-*` gzip tf.Examples, `transform_fn/`, `catalog.parquet`,
+`eval_sample.parquet` and `_counts.json` into the step directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import apache_beam as beam
+import pyarrow as pa
+
+from features import schema
+from features.declarations import JOINED_COLUMNS, FeatureSet, Side
+from features.preprocessing import input_columns
+from pipeline import beam_io, interactions, join, keyed
+from pipeline.join_beam import (
+    BuildCatalogue,
+    JoinLabels,
+    JoinSideTable,
+    catalogue_schema,
+    with_side_columns,
+)
+from pipeline.split import SampleRows, SplitByTime, TsRange, split_ts
+from pipeline.transform import TransformAndWrite
+
+SIDE_TABLES = (schema.ITEMS, schema.USERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessSettings:
+    """Everything the preprocess pipeline needs besides its input and output places."""
+
+    feature_set: FeatureSet
+    click_window_ms: int
+    attribution_window_ms: int
+    split_ts: str | int | None
+    eval_fraction: float
+    interactions_table: str | None = None
+    """Name of the pre-joined interactions table; None = raw events."""
+    interactions_columns: tuple[str, ...] = ()
+    """Joined-example columns the interactions data has (from the validate counts)."""
+    buckets: int = keyed.DEFAULT_BUCKETS
+    eval_sample_size: int = 1000
+
+
+def catalogue_columns(feature_set: FeatureSet) -> list[str]:
+    """Raw item-table columns the enabled item-side features read."""
+    sources = [f.source for f in feature_set.by_side(Side.CANDIDATE)]
+    return [c for c in dict.fromkeys(sources) if c != "item_id" and c in schema.ITEMS.column_names]
+
+
+def _read(pipeline: beam.Pipeline, validate_dir: pathlib.Path, table: str) -> beam.PCollection:
+    files = sorted((validate_dir / table).glob("*.parquet"))
+    if not files:
+        return pipeline | f"No[{table}]" >> beam.Create([], reshuffle=False)
+    pattern = str(validate_dir / table / "*.parquet")
+    return pipeline | f"Read[{table}]" >> beam_io.ReadParquetBatches(pattern)
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    """Labelled examples before the split, and what the rest of the job needs beside them."""
+
+    examples: beam.PCollection
+    schema: pa.Schema
+    counts: beam.PCollection
+    catalogue: beam.PCollection
+    catalogue_schema: pa.Schema
+    events: beam.PCollection
+    """Every accepted event (or interaction): the time range of the split comes from them."""
+
+
+def _joined_events(
+    pipeline: beam.Pipeline, validate_dir: pathlib.Path, settings: PreprocessSettings
+) -> Examples:
+    """Examples of raw events: the label join, then the items and users side tables."""
+    buckets = settings.buckets
+    events = _read(pipeline, validate_dir, "events")
+    side = {t.name: _read(pipeline, validate_dir, t.name) for t in SIDE_TABLES}
+    joined = events | "JoinLabels" >> JoinLabels(
+        settings.click_window_ms, settings.attribution_window_ms, buckets
+    )
+    examples, examples_schema = joined["examples"], join.EXAMPLE_SCHEMA
+    for table in SIDE_TABLES:
+        examples = examples | f"Join[{table.name}]" >> JoinSideTable(
+            side[table.name], table, examples_schema, buckets
+        )
+        examples_schema = with_side_columns(examples_schema, table)
+    item_columns = catalogue_columns(settings.feature_set)
+    catalogue = events | "Catalogue" >> BuildCatalogue(side["items"], item_columns, buckets)
+    return Examples(
+        examples,
+        examples_schema,
+        joined["counts"],
+        catalogue,
+        catalogue_schema(item_columns),
+        events,
+    )
+
+
+def _interactions(
+    pipeline: beam.Pipeline, validate_dir: pathlib.Path, settings: PreprocessSettings
+) -> Examples:
+    """Examples of a pre-joined interactions table: every accepted row is one example."""
+    rows = _read(pipeline, validate_dir, settings.interactions_table)
+    present = [c for c in JOINED_COLUMNS if c in settings.interactions_columns]
+    if "dwell_s" in present and "has_dwell" not in present:
+        present.append("has_dwell")
+    examples_schema = interactions.examples_schema(present)
+    examples = rows | "Examples" >> beam.Map(interactions.to_examples, examples_schema)
+    counts = examples | "ExampleCounts" >> beam.Map(interactions.example_counts)
+    item_columns = [
+        f.source
+        for f in settings.feature_set.by_side(Side.CANDIDATE)
+        if f.source != "item_id" and f.source in present
+    ]
+    item_columns = list(dict.fromkeys(item_columns))
+    catalogue = rows | "Catalogue" >> interactions.FirstRowPerItem(item_columns, settings.buckets)
+    return Examples(
+        examples,
+        examples_schema,
+        counts,
+        catalogue,
+        interactions.catalogue_schema(examples_schema, item_columns),
+        rows,
+    )
+
+
+def build_preprocess_pipeline(
+    pipeline: beam.Pipeline,
+    validate_dir: pathlib.Path,
+    step_dir: pathlib.Path,
+    settings: PreprocessSettings,
+) -> None:
+    """Adds the whole preprocess job to `pipeline` (apply inside a `tft_beam.Context`)."""
+    build = _joined_events if settings.interactions_table is None else _interactions
+    source = build(pipeline, validate_dir, settings)
+    examples, examples_schema = source.examples, source.schema
+    boundary = (
+        source.events
+        | "TsRange" >> beam.CombineGlobally(TsRange())
+        | "SplitTs" >> beam.Map(split_ts, settings.split_ts, settings.eval_fraction)
+    )
+    splits = examples | "SplitByTime" >> SplitByTime(beam.pvalue.AsSingleton(boundary))
+    columns = input_columns(settings.feature_set, set(examples_schema.names))
+    transform_counts = {"train": splits.train, "eval": splits.eval} | "Transform" >> (
+        TransformAndWrite(settings.feature_set, columns, str(step_dir))
+    )
+    _ = (
+        splits.eval
+        | "EvalSample"
+        >> beam.CombineGlobally(SampleRows(settings.eval_sample_size, examples_schema))
+        | "SampleBatches" >> beam.FlatMap(keyed.to_batches)
+        | "WriteEvalSample"
+        >> beam_io.WriteParquet(str(step_dir / "eval_sample.parquet"), examples_schema, 1)
+    )
+    _ = source.catalogue | "WriteCatalogue" >> beam_io.WriteParquet(
+        str(step_dir / "catalog.parquet"), source.catalogue_schema, 1
+    )
+    split_count = boundary | "SplitTsCount" >> beam.Map(lambda ts: {"split_ts": ts})
+    _ = (
+        (source.counts, transform_counts, split_count)
+        | "AllCounts" >> beam.Flatten()
+        | "Counts" >> beam_io.WriteCounts(str(step_dir))
+    )

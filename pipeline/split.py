@@ -1,0 +1,123 @@
+"""The train/eval split by time (SPEC §5) and the raw evaluation sample.
+
+split_ts = `data.split_ts` when set, else min_ts + floor((1 - eval_fraction) * (max_ts -
+min_ts)) over all accepted events; train = examples with ts < split_ts, eval = the rest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import fractions
+import math
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import keyed
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def parse_split_ts(value: str | int) -> int:
+    """`data.split_ts` as ms since epoch: an integer (ms) or ISO-8601 (naive = UTC).
+
+    Raises:
+      ValueError: neither form; the message shows both.
+    """
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        return int(value)
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"data.split_ts: {value!r} is neither ms since epoch (e.g. 1704067200000) nor "
+            f"ISO-8601 (e.g. 2024-01-01T00:00:00Z)"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return (parsed - EPOCH) // datetime.timedelta(milliseconds=1)
+
+
+def split_ts(ts_range: tuple[int, int], configured: str | int | None, eval_fraction: float) -> int:
+    """The train/eval boundary in ms (see the module docstring)."""
+    if configured is not None:
+        return parse_split_ts(configured)
+    low, high = ts_range
+    # Exact arithmetic on the decimal the user wrote (0.2 -> 1/5): float products can land
+    # one millisecond off when the fraction times the span is a whole number.
+    train_share = 1 - fractions.Fraction(repr(eval_fraction))
+    return low + math.floor(train_share * (high - low))
+
+
+class TsRange(beam.CombineFn):
+    """(min ts, max ts) over RecordBatches with a `ts` column."""
+
+    def create_accumulator(self):
+        return None
+
+    def add_input(self, acc, batch: pa.RecordBatch):
+        if batch.num_rows == 0:
+            return acc
+        low, high = pc.min_max(batch.column("ts")).values()
+        return self.merge_accumulators([acc, (low.as_py(), high.as_py())])
+
+    def merge_accumulators(self, accs):
+        ranges = [a for a in accs if a is not None]
+        if not ranges:
+            return None
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _SplitFn(beam.DoFn):
+    def process(self, batch: pa.RecordBatch, boundary: int):
+        is_train = pc.less(batch.column("ts"), boundary)
+        train = batch.filter(is_train)
+        evaluation = batch.filter(pc.invert(is_train))
+        if train.num_rows:
+            yield beam.pvalue.TaggedOutput("train", train)
+        if evaluation.num_rows:
+            yield beam.pvalue.TaggedOutput("eval", evaluation)
+
+
+@beam.ptransform_fn
+def SplitByTime(  # noqa: N802
+    examples: beam.PCollection, boundary: beam.pvalue.AsSingleton
+) -> beam.pvalue.DoOutputsTuple:
+    """`train` (ts < boundary) and `eval` RecordBatches."""
+    return examples | "Split" >> beam.ParDo(_SplitFn(), boundary).with_outputs("train", "eval")
+
+
+def _sample_keys(table: pa.Table | pa.RecordBatch) -> np.ndarray:
+    return keyed.bucket_ids(table, ("user_id", "item_id", "ts"), 2**62)
+
+
+class SampleRows(beam.CombineFn):
+    """Up to `size` rows chosen by the smallest hash of (user, item, ts) (deterministic)."""
+
+    def __init__(self, size: int, arrow_schema: pa.Schema):
+        self._size = size
+        self._schema = arrow_schema
+
+    def create_accumulator(self) -> pa.Table:
+        return self._schema.empty_table()
+
+    def _keep(self, table: pa.Table) -> pa.Table:
+        if table.num_rows <= self._size:
+            return table
+        order = np.argsort(_sample_keys(table), kind="stable")[: self._size]
+        return table.take(pa.array(np.sort(order)))
+
+    def add_input(self, acc: pa.Table, batch: pa.RecordBatch) -> pa.Table:
+        return self._keep(pa.concat_tables([acc, pa.Table.from_batches([batch], self._schema)]))
+
+    def merge_accumulators(self, accs) -> pa.Table:
+        return self._keep(pa.concat_tables(list(accs)))
+
+    def extract_output(self, acc: pa.Table) -> pa.Table:
+        order = np.argsort(_sample_keys(acc), kind="stable")
+        return acc.take(pa.array(order))

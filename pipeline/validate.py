@@ -1,0 +1,148 @@
+"""Row validation (SPEC §11), vectorised per Arrow RecordBatch.
+
+Each row gets at most one reject reason: the first failing check in `REASON_ORDER`, for the
+first failing column in contract order. `detail` names the field. Accepted rows come out in
+contract types with their `_file` / `_row` provenance; rejected rows keep their raw text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features import readers, schema
+from features.schema import ColumnType, RejectReason
+
+REASON_ORDER: tuple[RejectReason, ...] = (
+    RejectReason.MISSING_FIELD,
+    RejectReason.EMPTY_ID,
+    RejectReason.BAD_TIMESTAMP,
+    RejectReason.UNKNOWN_EVENT_TYPE,
+    RejectReason.BAD_VALUE,
+    RejectReason.OUT_OF_RANGE,
+)
+REASON_COLUMN = "reason"
+DETAIL_COLUMN = "detail"
+DAY_MS = 86_400_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """Accepted event times [start_ms, end_ms); None = open."""
+
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+    @classmethod
+    def from_dates(cls, start: str | None, end: str | None) -> Window:
+        """`start`/`end` are inclusive YYYY-MM-DD days (UTC), as in `data.start`/`data.end`."""
+        return cls(
+            None if start is None else _day_ms(start, "data.start"),
+            None if end is None else _day_ms(end, "data.end") + DAY_MS,
+        )
+
+
+def _day_ms(day: str, key: str) -> int:
+    try:
+        parsed = datetime.date.fromisoformat(day)
+    except ValueError:
+        raise ValueError(f"{key}: {day!r} is not a YYYY-MM-DD date") from None
+    return (parsed - datetime.date(1970, 1, 1)).days * DAY_MS
+
+
+def _is_id(column: schema.Column) -> bool:
+    return column.type is ColumnType.STRING and column.name.endswith("_id")
+
+
+def _checks(raw: pa.RecordBatch, typed: pa.RecordBatch, table: schema.Table, window: Window):
+    """Yields (reason, column name, failing-row mask) in reason, then column order."""
+    event_type = typed.column("event_type") if "event_type" in typed.schema.names else None
+    for column in table.columns:
+        text = raw.column(column.name)
+        missing = pc.is_null(text)
+        if not column.required and column.required_for and event_type is not None:
+            needed = pc.is_in(event_type, pa.array([e.value for e in column.required_for]))
+            missing = pc.and_kleene(missing, pc.fill_null(needed, False))
+        elif not column.required:
+            missing = None
+        if missing is not None:
+            yield RejectReason.MISSING_FIELD, column.name, missing
+    for column in table.columns:
+        if _is_id(column):
+            yield RejectReason.EMPTY_ID, column.name, pc.equal(raw.column(column.name), "")
+    for column in table.columns:
+        if column.type is ColumnType.TIMESTAMP:
+            unparsed = pc.and_kleene(
+                pc.is_valid(raw.column(column.name)), pc.is_null(typed[column.name])
+            )
+            yield RejectReason.BAD_TIMESTAMP, column.name, unparsed
+    if event_type is not None:
+        known = pc.is_in(event_type, pa.array(schema.EVENT_TYPES))
+        yield RejectReason.UNKNOWN_EVENT_TYPE, "event_type", pc.invert(known)
+    for column in table.columns:
+        if column.type not in (ColumnType.INT, ColumnType.FLOAT):
+            continue
+        value = typed.column(column.name)
+        bad = pc.and_kleene(pc.is_valid(raw.column(column.name)), pc.is_null(value))
+        if column.non_negative:
+            finite = pc.is_finite(value) if column.type is ColumnType.FLOAT else pc.is_valid(value)
+            negative = pc.or_kleene(pc.invert(finite), pc.less(value, 0))
+            bad = pc.or_kleene(bad, pc.and_kleene(pc.is_valid(value), negative))
+        yield RejectReason.BAD_VALUE, column.name, bad
+    if "ts" in table.column_names and (window.start_ms is not None or window.end_ms is not None):
+        ts = typed.column("ts")
+        outside = pa.array(np.zeros(len(ts), dtype=bool))
+        if window.start_ms is not None:
+            outside = pc.or_kleene(outside, pc.less(ts, window.start_ms))
+        if window.end_ms is not None:
+            outside = pc.or_kleene(outside, pc.greater_equal(ts, window.end_ms))
+        yield RejectReason.OUT_OF_RANGE, "ts", outside
+
+
+_DETAIL = {
+    RejectReason.MISSING_FIELD: "{} is required but missing",
+    RejectReason.EMPTY_ID: "{} is an empty string",
+    RejectReason.BAD_TIMESTAMP: "{} is not int64 ms or ISO-8601",
+    RejectReason.UNKNOWN_EVENT_TYPE: "{} is not one of " + ", ".join(schema.EVENT_TYPES),
+    RejectReason.BAD_VALUE: "{} is not a finite number (>= 0 where required)",
+    RejectReason.OUT_OF_RANGE: "{} is outside data.start..data.end",
+}
+
+
+def validate_batch(
+    raw: pa.RecordBatch, table: schema.Table, window: Window = Window()
+) -> tuple[pa.RecordBatch, pa.RecordBatch]:
+    """Splits a raw-string batch (from `readers.read_batches`) into accepted and rejected rows.
+
+    Returns:
+      (accepted rows in contract types plus `_file`/`_row`,
+       rejected rows with their raw text plus `_file`, `_row`, `reason`, `detail`).
+    """
+    typed = readers.to_contract_types(raw, table)
+    n = raw.num_rows
+    reason = np.full(n, -1, dtype=np.int8)
+    detail = np.empty(n, dtype=object)
+    for rejected_for, column, mask in _checks(raw, typed, table, window):
+        hit = pc.fill_null(mask, False).to_numpy(zero_copy_only=False) & (reason == -1)
+        reason[hit] = REASON_ORDER.index(rejected_for)
+        detail[hit] = _DETAIL[rejected_for].format(column)
+    ok = reason == -1
+    accepted = typed.filter(pa.array(ok))
+    bad = ~ok
+    rejected = raw.filter(pa.array(bad))
+    rejected = rejected.append_column(
+        REASON_COLUMN, pa.array([REASON_ORDER[i].value for i in reason[bad]], pa.string())
+    ).append_column(DETAIL_COLUMN, pa.array(detail[bad].tolist(), pa.string()))
+    return accepted, rejected
+
+
+def reject_counts(rejected: pa.RecordBatch) -> dict[str, int]:
+    """Rows per reason, every reason present (zeros included)."""
+    counts = dict.fromkeys(schema.REJECT_REASONS, 0)
+    for entry in pc.value_counts(rejected.column(REASON_COLUMN)).to_pylist():
+        counts[entry["values"]] += entry["counts"]
+    return counts

@@ -1,0 +1,102 @@
+"""`mtlrec run` end to end on a small synthetic data set, through the real CLI.
+
+One module-scoped run feeds several checks: the manifest's counts equal the generator's
+ground truth, the accounting invariant holds, every step is done, the metrics have the
+stable keys, blessed models are pushed for TF Serving, and a rerun skips every step.
+"""
+
+import json
+import math
+import pathlib
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.manifest import invariant_holds
+
+pytestmark = pytest.mark.slow
+
+SMALL = [
+    "--set", "data.generate.users=300",
+    "--set", "data.generate.items=150",
+    "--set", "data.generate.days=6",
+    "--set", "training.epochs=2",
+    "--set", "training.batch_size=256",
+    "--set", "evaluation.baselines=[popularity]",
+    "--set", "evaluation.min_metrics={}",
+    "--direct_running_mode=in_memory",
+    "--direct_num_workers=1",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> pathlib.Path:
+    workdir = tmp_path_factory.mktemp("e2e") / "work"
+    assert main(["run", "--workdir", str(workdir), *SMALL]) == 0
+    return workdir
+
+
+def _manifest(workdir: pathlib.Path) -> dict:
+    return json.loads((workdir / "manifest.json").read_text())
+
+
+def test_counts_equal_the_generators_truth(workdir):
+    truth = json.loads((workdir / "data" / "truth.json").read_text())["counts"]
+    counts = _manifest(workdir)["counts"]
+    for key in (
+        "events_read",
+        "duplicates",
+        "rejected",
+        "impressions",
+        "clicks_joined",
+        "purchases_attributed",
+        "orphan_clicks",
+        "orphan_purchases",
+        "train_examples",
+        "eval_examples",
+    ):
+        assert counts[key] == truth[key], key
+    assert invariant_holds(counts)
+
+
+def test_every_step_is_done_and_timed(workdir):
+    steps = _manifest(workdir)["steps"]
+    assert set(steps) == {"validate", "preprocess", "train", "evaluate", "bless", "export", "push"}
+    for name, step in steps.items():
+        assert step["status"] == "done", name
+        assert step["seconds"] >= 0
+
+
+def test_metrics_have_the_stable_keys(workdir):
+    manifest = _manifest(workdir)
+    metrics = manifest["metrics"]
+    for task, keys in {
+        "click": ("auc", "gauc", "logloss", "ece", "calibration_ratio"),
+        "purchase": ("auc", "gauc", "logloss", "ece", "calibration_ratio"),
+        "dwell": ("rmse_s", "mae_s"),
+        "retrieval": ("recall@10", "recall@50", "recall@100", "ndcg@10", "ndcg@100", "hitrate@10"),
+    }.items():
+        for key in keys:
+            assert math.isfinite(metrics[task][key]), f"{task}.{key}"
+    assert "popularity" in metrics["baselines"]
+    run_dir = workdir / "runs" / manifest["run_id"]
+    assert json.loads((run_dir / "evaluate" / "metrics.json").read_text()) == metrics
+    assert (run_dir / "evaluate" / "report.html").stat().st_size > 10_000
+
+
+def test_blessed_models_are_pushed_as_versioned_savedmodels(workdir):
+    manifest = _manifest(workdir)
+    assert manifest["blessed"] is True
+    assert set(manifest["models"]) == {"mtlrec_ranker", "mtlrec_retriever", "mtlrec_recommender"}
+    for path in manifest["models"].values():
+        version = pathlib.Path(path)
+        assert version.parent.parent == workdir / "serving"
+        assert version.name.isdigit()
+        assert (version / "saved_model.pb").exists()
+        assert (version / "assets.extra" / "tf_serving_warmup_requests").exists()
+
+
+def test_rerun_skips_every_step(workdir):
+    assert main(["run", "--workdir", str(workdir), *SMALL]) == 0
+    steps = _manifest(workdir)["steps"]
+    assert {s["status"] for s in steps.values()} == {"skipped"}
