@@ -100,3 +100,42 @@ def test_rerun_skips_every_step(workdir):
     assert main(["run", "--workdir", str(workdir), *SMALL]) == 0
     steps = _manifest(workdir)["steps"]
     assert {s["status"] for s in steps.values()} == {"skipped"}
+
+
+def test_a_changed_export_value_reruns_only_export_and_push(workdir):
+    assert main(["run", "--workdir", str(workdir), *SMALL, "--set", "export.top_k=5"]) == 0
+    manifest = _manifest(workdir)
+    statuses = {name: step["status"] for name, step in manifest["steps"].items()}
+    assert statuses == {
+        "validate": "skipped",
+        "preprocess": "skipped",
+        "train": "skipped",
+        "evaluate": "skipped",
+        "bless": "skipped",
+        "export": "done",
+        "push": "done",
+    }
+    assert pathlib.Path(manifest["models"]["mtlrec_retriever"]).name == "2"
+
+
+def test_a_failed_step_resumes_with_earlier_steps_skipped(tmp_path, monkeypatch):
+    import models.train
+
+    workdir = tmp_path / "work"
+    real_train = models.train.train
+
+    def crashing_train(*args, **kwargs):
+        raise RuntimeError("injected crash in training")
+
+    monkeypatch.setattr(models.train, "train", crashing_train)
+    assert main(["run", "--workdir", str(workdir), *SMALL]) == 1
+    steps = _manifest(workdir)["steps"]
+    assert steps["train"]["status"] == "failed"
+    assert steps["train"]["error"] == "injected crash in training"
+    assert {steps["validate"]["status"], steps["preprocess"]["status"]} == {"done"}
+
+    monkeypatch.setattr(models.train, "train", real_train)
+    assert main(["run", "--workdir", str(workdir), *SMALL]) == 0
+    steps = _manifest(workdir)["steps"]
+    assert steps["validate"]["status"] == steps["preprocess"]["status"] == "skipped"
+    assert {steps[s]["status"] for s in ("train", "evaluate", "export", "push")} == {"done"}
