@@ -1,0 +1,168 @@
+"""The training loop: steps, periodic checkpoints, per-epoch evaluation, early stopping.
+
+Independent of where the data comes from (`train` feeds it the TFRecords; tests feed it
+in-memory datasets). One epoch is `steps_per_epoch` batches of `train_data(epoch)`, a
+deterministic dataset, so a resumed run skips to the checkpointed batch and goes on.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from models.checkpoint import TrainingState
+from models.config import TaskConfig, TrainingConfig
+from models.history import History
+from models.metrics import evaluate
+from models.optim import TaskSampler, TrainStep, make_optimizer
+
+
+def _rows(strategy: tf.distribute.Strategy, batch: dict) -> int:
+    return sum(int(tf.shape(t)[0]) for t in strategy.experimental_local_results(batch["item_id"]))
+
+
+class Trainer:
+    """Model, optimizer, steps and state of one run in `step_dir`, resumed if checkpointed."""
+
+    def __init__(
+        self,
+        build: Callable[[], tf.keras.Model],
+        tasks: tuple[TaskConfig, ...],
+        cfg: TrainingConfig,
+        step_dir: pathlib.Path,
+        *,
+        steps_per_epoch: int,
+        strategy: tf.distribute.Strategy,
+    ) -> None:
+        self.cfg, self.strategy, self.steps_per_epoch = cfg, strategy, steps_per_epoch
+        tf.keras.utils.set_random_seed(cfg.seed)
+        with strategy.scope():
+            self.model = build()
+            self.optimizer = make_optimizer(cfg, cfg.epochs * steps_per_epoch)
+            self.optimizer.build(self.model.trainable_variables)
+        self.sampler = TaskSampler(tasks, cfg.seed) if cfg.mode == "alternating" else None
+        self.state = TrainingState(
+            step_dir / "checkpoints",
+            model=self.model,
+            optimizer=self.optimizer,
+            generator=None if self.sampler is None else self.sampler.generator,
+        )
+        self.resumed_from = self.state.restore()
+        self.history = History(step_dir, int(self.state.epoch.numpy()))
+        self.step_fn = TrainStep(
+            self.model, self.optimizer, strategy, l2_embedding=cfg.l2_embedding
+        )
+        self.weights = {t.name: t.weight for t in tasks}
+
+    @property
+    def epoch(self) -> int:
+        return int(self.state.epoch.numpy())
+
+    def stopped(self) -> bool:
+        patience = self.cfg.early_stopping_patience
+        return patience is not None and int(self.state.bad_epochs.numpy()) >= patience
+
+    def train_epoch(self, data: tf.data.Dataset) -> tuple[dict[str, float], int, float]:
+        """Runs the rest of the current epoch -> (mean train loss per task, rows, seconds)."""
+        state, strategy = self.state, self.strategy
+        data = data.take(self.steps_per_epoch).skip(int(state.step_in_epoch.numpy()))
+        means: dict[str, tf.keras.metrics.Mean] = {}
+        start, rows = time.perf_counter(), 0
+        for batch in strategy.experimental_distribute_dataset(data):
+            if self.sampler is None:
+                losses, _ = self.step_fn.joint(batch)
+            else:
+                losses, _ = self.step_fn.task(self.sampler.draw(), batch)
+            for name, value in losses.items():
+                means.setdefault(name, tf.keras.metrics.Mean()).update_state(value)
+            rows += _rows(strategy, batch)
+            state.step.assign_add(1)
+            state.step_in_epoch.assign_add(1)
+            if int(state.step.numpy()) % self.cfg.checkpoint_every_steps == 0:
+                state.save()
+        losses = {n: float(m.result()) for n, m in means.items()}
+        return losses, rows, time.perf_counter() - start
+
+    def end_epoch(self, train_loss: dict, rows: int, seconds: float, results: dict) -> dict:
+        """Early-stopping bookkeeping, history record, and the end-of-epoch checkpoint."""
+        state = self.state
+        eval_loss = sum(self.weights[t] * results[t]["loss"] for t in self.weights)
+        if eval_loss < float(state.best_loss.numpy()):
+            state.best_loss.assign(eval_loss)
+            state.best_epoch.assign(self.epoch)
+            state.bad_epochs.assign(0)
+            state.save_best()
+        else:
+            state.bad_epochs.assign_add(1)
+        record = {
+            "epoch": self.epoch,
+            "step": int(state.step.numpy()),
+            "train_loss": train_loss,
+            "eval": results,
+            "eval_loss": eval_loss,
+            "weights": self.model.weighting.current_weights(),
+            "learning_rate": float(tf.keras.backend.get_value(self.optimizer.learning_rate)),
+            "examples_per_s": rows / seconds if seconds > 0 else 0.0,
+        }
+        self.history.append(record)
+        state.epoch.assign_add(1)
+        state.step_in_epoch.assign(0)
+        state.save()
+        return record
+
+    def final(self) -> dict | None:
+        """The record of the kept weights: best epoch with early stopping, else the last."""
+        if self.cfg.early_stopping_patience is None:
+            return self.history.records[-1] if self.history.records else None
+        self.state.restore_best()
+        return self.history.epoch(int(self.state.best_epoch.numpy()))
+
+
+def fit(
+    build: Callable[[], tf.keras.Model],
+    train_data: Callable[[int], tf.data.Dataset],
+    eval_data: Callable[[], tf.data.Dataset],
+    tasks: tuple[TaskConfig, ...],
+    cfg: TrainingConfig,
+    step_dir: str | pathlib.Path,
+    *,
+    steps_per_epoch: int,
+    strategy: tf.distribute.Strategy,
+    catalogue: Callable[[], dict[str, tf.Tensor]] | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[tf.keras.Model, dict]:
+    """Trains (resuming from `step_dir/checkpoints` if present); returns (model, summary).
+
+    The returned model holds the best weights on the eval split when early stopping is on.
+    """
+    step_dir = pathlib.Path(step_dir)
+    step_dir.mkdir(parents=True, exist_ok=True)
+    run = Trainer(build, tasks, cfg, step_dir, steps_per_epoch=steps_per_epoch, strategy=strategy)
+    if run.resumed_from is not None:
+        log(f"resuming from step {run.resumed_from} (epoch {run.epoch})")
+    items = catalogue() if catalogue is not None else None
+    total_rows, total_seconds = 0, 0.0
+    while run.epoch < cfg.epochs and not run.stopped():
+        train_loss, rows, seconds = run.train_epoch(train_data(run.epoch))
+        total_rows, total_seconds = total_rows + rows, total_seconds + seconds
+        results = evaluate(run.model, eval_data(), catalogue=items, strategy=strategy)
+        record = run.end_epoch(train_loss, rows, seconds, results)
+        log(
+            f"epoch {record['epoch']}: step {record['step']} eval_loss {record['eval_loss']:.4f} "
+            f"({record['examples_per_s']:.0f} examples/s)"
+        )
+    final = run.final()
+    summary = {
+        "steps": int(run.state.step.numpy()),
+        "epochs": run.epoch,
+        "best_epoch": int(run.state.best_epoch.numpy()),
+        "stopped_early": run.stopped() and run.epoch < cfg.epochs,
+        "resumed_from_step": run.resumed_from,
+        "eval": final["eval"] if final else {},
+        "eval_losses": {t: m["loss"] for t, m in final["eval"].items()} if final else {},
+        "examples_per_s": total_rows / total_seconds if total_seconds > 0 else 0.0,
+    }
+    return run.model, summary

@@ -1,0 +1,111 @@
+"""The user (query) and item (candidate) towers, built from the feature declarations.
+
+Each tower embeds its side's declared features (ID, CATEGORICAL and TIME through embedding
+tables, multivalent categoricals as the mean of their embeddings, NUMERIC as is),
+concatenates them and maps them through an MLP to `embedding_dim`. Every task reads the
+same two towers, so the id embedding tables are the same variables for all of them.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from features.declarations import Feature, FeatureSet, Kind, Side
+from models.config import ModelConfig
+from models.sharing.mlp import mlp
+
+
+def embedding_input_dim(
+    feature_set: FeatureSet, feature: Feature, vocab_sizes: dict[str, int]
+) -> int:
+    """Rows of the feature's embedding table: vocabulary + OOV buckets, or its bucket count."""
+    if feature.kind is Kind.TIME:
+        return int(feature.num_buckets)
+    if feature.kind is Kind.POSITION:
+        # Positions at or above max_position share the last bucket: 0..max_position.
+        return feature_set.config.max_position + 1
+    if feature.name not in vocab_sizes:
+        raise ValueError(
+            f"no vocabulary size for feature {feature.name!r}; vocab_sizes has "
+            f"{sorted(vocab_sizes)} (read them with models.data.vocab_sizes_from_tft)"
+        )
+    return vocab_sizes[feature.name] + feature_set.oov_buckets(feature)
+
+
+def _mean_embedding(table: tf.keras.layers.Embedding, values: tf.Tensor) -> tf.Tensor:
+    """Mean of the embeddings of a ragged/sparse list per row; an empty list gives zeros."""
+    if isinstance(values, tf.SparseTensor):
+        values = tf.RaggedTensor.from_sparse(values)
+    if not isinstance(values, tf.RaggedTensor):
+        values = tf.RaggedTensor.from_tensor(values)
+    if not table.built:
+        table.build(None)  # the table is read directly, not through the layer's call
+    vectors = tf.ragged.map_flat_values(tf.gather, table.embeddings, values)
+    counts = tf.cast(tf.maximum(values.row_lengths(), 1), vectors.dtype)[:, None]
+    return tf.reduce_sum(vectors, axis=1) / counts
+
+
+class Tower(tf.keras.layers.Layer):
+    """Embeds one side's features and maps them to an `embedding_dim` vector."""
+
+    def __init__(
+        self,
+        feature_set: FeatureSet,
+        side: Side,
+        cfg: ModelConfig,
+        vocab_sizes: dict[str, int],
+        *,
+        name: str,
+    ) -> None:
+        super().__init__(name=name)
+        self.features = feature_set.by_side(side)
+        if not self.features:
+            raise ValueError(f"features.enabled has no {side.value}-side feature for the {name}")
+        self.embeddings: dict[str, tf.keras.layers.Embedding] = {}
+        for feature in self.features:
+            if feature.kind is Kind.NUMERIC:
+                continue
+            width = cfg.embedding_dim if feature.kind is Kind.ID else cfg.side_embedding_dim
+            self.embeddings[feature.name] = tf.keras.layers.Embedding(
+                embedding_input_dim(feature_set, feature, vocab_sizes),
+                width,
+                name=f"{feature.name}_embedding",
+            )
+        self.hidden = mlp(cfg.tower_units, dropout=cfg.dropout, name="hidden")
+        self.projection = tf.keras.layers.Dense(cfg.embedding_dim, name="projection")
+
+    @property
+    def id_embedding_tables(self) -> list[tf.Variable]:
+        """The id tables (user_id / item_id) of this tower: the L2-regularised variables."""
+        return [self.embeddings[f.name].embeddings for f in self.features if f.kind is Kind.ID]
+
+    def _encode(self, feature: Feature, value: tf.Tensor) -> tf.Tensor:
+        if feature.kind is Kind.NUMERIC:
+            return tf.reshape(tf.cast(value, tf.float32), [-1, 1])
+        table = self.embeddings[feature.name]
+        if feature.multivalent:
+            return _mean_embedding(table, value)
+        return table(tf.reshape(value, [-1]))
+
+    def call(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        missing = [f.name for f in self.features if f.name not in features]
+        if missing:
+            raise ValueError(
+                f"{self.name}: input lacks feature(s) {missing}; got {sorted(features)}"
+            )
+        encoded = [self._encode(f, features[f.name]) for f in self.features]
+        hidden = self.hidden(tf.concat(encoded, axis=1), training=training)
+        return self.projection(hidden)
+
+
+def dummy_features(fs: FeatureSet) -> dict[str, tf.Tensor]:
+    """A two-row batch of every enabled feature (index 0 / value 0): builds the variables."""
+    batch: dict[str, tf.Tensor] = {}
+    for feature in fs.features:
+        if feature.kind is Kind.NUMERIC:
+            batch[feature.name] = tf.zeros([2], tf.float32)
+        elif feature.multivalent:
+            batch[feature.name] = tf.ragged.constant([[0], [0]], dtype=tf.int64)
+        else:
+            batch[feature.name] = tf.zeros([2], tf.int64)
+    return batch

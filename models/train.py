@@ -1,0 +1,96 @@
+"""The train step: transformed TFRecords in, trained model + checkpoints + logs out."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+
+import tensorflow as tf
+
+from features.config import FeaturesConfig
+from features.declarations import feature_set
+from models.config import ModelConfig, TaskConfig, TrainingConfig
+from models.data import count_examples, item_catalogue, make_dataset, vocab_sizes_from_tft
+from models.loop import fit
+from models.model import build_model, save_model
+
+TRANSFORM_DIR = "transform_fn"
+TRAIN_PATTERN = "train-*.tfrecord.gz"
+EVAL_PATTERN = "eval-*.tfrecord.gz"
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """auto: MultiWorkerMirroredStrategy when TF_CONFIG is set, else the default strategy."""
+    if name == "multi_worker" or (name == "auto" and os.environ.get("TF_CONFIG")):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def train(
+    tasks: tuple[TaskConfig, ...],
+    model_cfg: ModelConfig,
+    training_cfg: TrainingConfig,
+    features_cfg: FeaturesConfig,
+    preprocess_dir: str | pathlib.Path,
+    step_dir: str | pathlib.Path,
+) -> dict:
+    """Trains the multi-task model on `preprocess_dir` and writes `step_dir`.
+
+    Writes `model/` (weights + model_spec.json), `checkpoints/` (resume after a crash),
+    `tensorboard/` and `history.json`; returns the summary (steps, epochs, per-task eval
+    losses and metrics of the kept weights, examples/s).
+
+    Raises:
+      ValueError: the preprocess output is missing, or a config name is unknown.
+    """
+    preprocess_dir, step_dir = pathlib.Path(preprocess_dir), pathlib.Path(step_dir)
+    tft_dir = preprocess_dir / TRANSFORM_DIR
+    if not tft_dir.is_dir():
+        raise ValueError(f"{tft_dir} not found: run the preprocess step first")
+    tasks = tuple(tasks)
+    fs = feature_set(features_cfg, tuple(t.label for t in tasks if t.label is not None))
+    vocab_sizes = vocab_sizes_from_tft(tft_dir, fs)
+    train_files, eval_files = preprocess_dir / TRAIN_PATTERN, preprocess_dir / EVAL_PATTERN
+    cfg = training_cfg
+    steps_per_epoch = cfg.steps_per_epoch or math.ceil(count_examples(train_files) / cfg.batch_size)
+
+    def train_data(epoch: int) -> tf.data.Dataset:
+        return make_dataset(
+            train_files,
+            tft_dir,
+            cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed + epoch,
+            repeat=cfg.steps_per_epoch is not None,
+            shuffle_buffer=cfg.shuffle_buffer,
+        )
+
+    def eval_data() -> tf.data.Dataset:
+        return make_dataset(eval_files, tft_dir, cfg.batch_size, shuffle=False, seed=cfg.seed)
+
+    def catalogue() -> dict[str, tf.Tensor]:
+        def every_row(pattern):
+            return make_dataset(pattern, tft_dir, 4096, shuffle=False, seed=cfg.seed)
+
+        return item_catalogue(every_row(train_files).concatenate(every_row(eval_files)), fs)
+
+    model, summary = fit(
+        lambda: build_model(
+            fs, tasks, model_cfg, vocab_sizes, serving_position=features_cfg.serving_position
+        ),
+        train_data,
+        eval_data,
+        tasks,
+        cfg,
+        step_dir,
+        steps_per_epoch=steps_per_epoch,
+        strategy=make_strategy(cfg.strategy),
+        catalogue=catalogue if any(t.kind == "retrieval" for t in tasks) else None,
+    )
+    save_model(model, step_dir / "model")
+    (step_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
