@@ -81,7 +81,11 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size).map(_parser(spec), num_parallel_calls=_AUTOTUNE, deterministic=True)
-    return ds.prefetch(_AUTOTUNE)
+    # Splits may have fewer files than workers: shard by element under multi-worker
+    # training instead of tf.data's default, which needs at least one file per worker.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(_AUTOTUNE)
 
 
 def count_examples(file_pattern: str | pathlib.Path) -> int:
