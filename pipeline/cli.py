@@ -12,7 +12,14 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
-from pipeline.config import Config, ConfigError, dump_yaml, load_config, schema_lines
+from pipeline.config import (
+    Config,
+    ConfigError,
+    GenerateConfig,
+    dump_yaml,
+    load_config,
+    schema_lines,
+)
 from pipeline.steps import STEP_NAMES
 
 _STEP_HELP = {
@@ -74,10 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write synthetic logs with known ground truth")
     p.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
-    p.add_argument("--users", type=int, default=2000, help="number of users (default 2000)")
-    p.add_argument("--items", type=int, default=1000, help="number of items (default 1000)")
-    p.add_argument("--days", type=int, default=14, help="days of traffic (default 14)")
-    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    size = GenerateConfig()
+    p.add_argument("--users", type=int, default=size.users, help=f"users (default {size.users})")
+    p.add_argument("--items", type=int, default=size.items, help=f"items (default {size.items})")
+    p.add_argument("--days", type=int, default=size.days, help=f"days of traffic ({size.days})")
+    p.add_argument("--seed", type=int, default=size.seed, help=f"random seed ({size.seed})")
 
     p = sub.add_parser("import", help="convert a public data set to the raw contract")
     p.add_argument("dataset", choices=("movielens",), help="data set to import")

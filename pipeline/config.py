@@ -30,9 +30,9 @@ class ConfigError(ValueError):
 class GenerateConfig(ConfigSection):
     """Size of the embedded synthetic data set used when data.raw_dir is not set."""
 
-    users: int = pydantic.Field(default=2000, ge=1)
+    users: int = pydantic.Field(default=1000, ge=1)
     """Number of users."""
-    items: int = pydantic.Field(default=1000, ge=1)
+    items: int = pydantic.Field(default=500, ge=1)
     """Number of catalogue items."""
     days: int = pydantic.Field(default=14, ge=1)
     """Days of traffic, ending at a fixed date so runs are reproducible."""
