@@ -139,3 +139,43 @@ def test_a_failed_step_resumes_with_earlier_steps_skipped(tmp_path, monkeypatch)
     steps = _manifest(workdir)["steps"]
     assert steps["validate"]["status"] == steps["preprocess"]["status"] == "skipped"
     assert {steps[s]["status"] for s in ("train", "evaluate", "export", "push")} == {"done"}
+
+
+def test_batch_recommendations_equal_the_exported_recommender(workdir, tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    manifest = _manifest(workdir)
+    model_dir = manifest["models"]["mtlrec_recommender"]
+    run_dir = workdir / "runs" / manifest["run_id"]
+    query = ["user_id", "device", "country", "age_bucket", "ts"]
+    sample = pq.read_table(run_dir / "preprocess" / "eval_sample.parquet").select(query)
+    first_per_user = {row["user_id"]: row for row in reversed(sample.to_pylist())}
+    requested = list(first_per_user.values())[:5]
+    users = tmp_path / "users.parquet"
+    pq.write_table(pa.Table.from_pylist(requested, schema=sample.schema), users)
+
+    out = tmp_path / "recs"
+    assert main(["recommend", "--model", model_dir, "--users", str(users), "--out", str(out)]) == 0
+
+    rows = pa.concat_tables(pq.read_table(f) for f in sorted(out.glob("*.parquet"))).to_pylist()
+    catalogue = set(
+        pq.read_table(run_dir / "preprocess" / "catalog.parquet")["item_id"].to_pylist()
+    )
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    assert len({r["user_id"] for r in rows}) == len(requested)
+    for row in requested:
+        mine = sorted((r for r in rows if r["user_id"] == row["user_id"]), key=lambda r: r["rank"])
+        direct = serve(**{c: tf.constant([row[c]]) for c in query})
+        k = direct["item_ids"].shape[1]
+        assert [r["rank"] for r in mine] == list(range(1, k + 1))
+        assert {r["item_id"] for r in mine} <= catalogue
+        scores = [r["score"] for r in mine]
+        assert scores == sorted(scores, reverse=True)
+        assert [r["item_id"] for r in mine] == [i.decode() for i in direct["item_ids"][0].numpy()]
+        for name in ("score", "p_click", "p_purchase", "dwell_s"):
+            np.testing.assert_allclose(
+                [r[name] for r in mine], direct[name][0].numpy(), rtol=1e-5, atol=1e-6
+            )
