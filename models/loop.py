@@ -7,6 +7,7 @@ deterministic dataset, so a resumed run skips to the checkpointed batch and goes
 
 from __future__ import annotations
 
+import logging
 import pathlib
 import time
 from collections.abc import Callable
@@ -132,27 +133,32 @@ def fit(
     steps_per_epoch: int,
     strategy: tf.distribute.Strategy,
     catalogue: Callable[[], dict[str, tf.Tensor]] | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[tf.keras.Model, dict]:
     """Trains (resuming from `step_dir/checkpoints` if present); returns (model, summary).
 
     The returned model holds the best weights on the eval split when early stopping is on.
     """
+    # A child of the "mtlrec" logger, so the CLI's text or JSON formatting applies.
+    log = log or logging.getLogger("mtlrec.train").info
     step_dir = pathlib.Path(step_dir)
     step_dir.mkdir(parents=True, exist_ok=True)
     run = Trainer(build, tasks, cfg, step_dir, steps_per_epoch=steps_per_epoch, strategy=strategy)
     if run.resumed_from is not None:
         log(f"resuming from step {run.resumed_from} (epoch {run.epoch})")
     items = catalogue() if catalogue is not None else None
-    total_rows, total_seconds = 0, 0.0
+    total_rows, total_seconds, started = 0, 0.0, time.monotonic()
+    first_epoch = run.epoch
     while run.epoch < cfg.epochs and not run.stopped():
         train_loss, rows, seconds = run.train_epoch(train_data(run.epoch))
         total_rows, total_seconds = total_rows + rows, total_seconds + seconds
         results = evaluate(run.model, eval_data(), catalogue=items, strategy=strategy)
         record = run.end_epoch(train_loss, rows, seconds, results)
+        per_epoch = (time.monotonic() - started) / (run.epoch - first_epoch)
         log(
-            f"epoch {record['epoch']}: step {record['step']} eval_loss {record['eval_loss']:.4f} "
-            f"({record['examples_per_s']:.0f} examples/s)"
+            f"epoch {run.epoch}/{cfg.epochs}: step {record['step']} "
+            f"eval_loss {record['eval_loss']:.4f} ({record['examples_per_s']:.0f} examples/s, "
+            f"ETA {per_epoch * (cfg.epochs - run.epoch):.0f} s)"
         )
     final = run.final()
     summary = {
