@@ -153,7 +153,8 @@ def _run_step(
         raise StepFailedError(f"step {step.name} failed in {ctx.run_dir}: {e}") from e
     entry.update(status="done", seconds=round(time.monotonic() - started, 3), result=result)
     ctx.results[step.name] = result
-    log.event(f"step {step.name}: done", step=step.name, seconds=entry["seconds"])
+    numbers = {k: v for k, v in result.items() if isinstance(v, int | float) and k != "split_ts"}
+    log.event(f"step {step.name}: done", step=step.name, seconds=entry["seconds"], **numbers)
 
 
 def _load_result(step: Step, ctx: RunContext, doc: dict[str, Any]) -> None:
