@@ -75,6 +75,12 @@ class DataConfig(ConfigSection):
     orphan_clicks_to_retrieval: bool = False
     """Clicks that join no impression become extra retrieval-only training examples."""
 
+    def partition_window(self) -> tuple[str, str] | None:
+        """Inclusive (start, end) dates of the `dt=` partitions to read; None reads them all."""
+        if self.start is None and self.end is None:
+            return None
+        return (self.start or "0000-01-01", self.end or "9999-12-31")
+
 
 class EvaluationConfig(ConfigSection):
     """Offline evaluation, baselines, slices and the blessing gate (SPEC §9)."""

@@ -53,9 +53,7 @@ def _sources(config: Config, raw_dir: pathlib.Path) -> dict[str, Any]:
         in_files = interactions.file_table(contract, dict(data.interactions.columns))
         files = interactions.discover(raw_dir, contract.name)
         return {contract.name: TableSource(files, contract, in_files)}
-    dates = None
-    if data.start is not None or data.end is not None:
-        dates = (data.start or "0000-01-01", data.end or "9999-12-31")
+    dates = data.partition_window()
     sources = {}
     for name in ("events", "items", "users"):
         table = schema.TABLES[name]

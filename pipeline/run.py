@@ -54,15 +54,9 @@ def _ensure_generated(config: Config, out_dir: pathlib.Path) -> pathlib.Path:
 
 
 def _run_id(config: Config, raw_dir: pathlib.Path) -> tuple[str, str]:
-    dates = _date_window(config)
+    dates = config.data.partition_window()
     input_fp = fingerprint.of_files(raw_dir, dates=dates)
     return "run-" + fingerprint.of_values(input_fp, dates)[:12], input_fp
-
-
-def _date_window(config: Config) -> tuple[str, str] | None:
-    if config.data.start is None and config.data.end is None:
-        return None
-    return (config.data.start or "0000-00-00", config.data.end or "9999-99-99")
 
 
 def run(
@@ -92,7 +86,11 @@ def run(
         doc.update(
             run_id=run_dir.name,
             config_sha256=config.sha256(),
-            input={"raw_dir": str(raw_dir), "sha256": input_fp, "dates": _date_window(config)},
+            input={
+                "raw_dir": str(raw_dir),
+                "sha256": input_fp,
+                "dates": config.data.partition_window(),
+            },
         )
         doc.setdefault("steps", {})
         ctx = RunContext(config, workdir, run_dir, raw_dir, results={}, force_push=force_push)

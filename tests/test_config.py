@@ -103,3 +103,9 @@ def test_schema_documents_every_field_with_default_and_meaning():
     assert "training.learning_rate: float = 0.003  # Initial learning rate." in lines
     leaf_lines = [line for line in lines if " = " in line]
     assert all(line.split("  # ", 1)[1].strip() for line in leaf_lines)
+
+
+def test_partition_window_is_open_ended_where_a_bound_is_missing():
+    assert load_config().data.partition_window() is None
+    window = load_config(overrides=["data.start='2026-01-02'"]).data.partition_window()
+    assert window == ("2026-01-02", "9999-12-31")
