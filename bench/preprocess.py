@@ -71,12 +71,14 @@ def ratios(rows: list[dict]) -> dict:
     sizes = sorted({r["events"] for r in rows})
     out: dict = {}
     for n in sizes:
-        if (n, "mtlrec") not in by:
-            continue
-        mine = by[(n, "mtlrec")]["events_per_s"]
-        for base in ("tft", "pyarrow"):
-            if (n, base) in by:
-                out[f"mtlrec_vs_{base}@{n}"] = mine / by[(n, base)]["events_per_s"]
+        for mine in ("mtlrec", "mtlrec_4f"):
+            if (n, mine) not in by:
+                continue
+            for base in ("tft", "pyarrow"):
+                if (n, base) in by:
+                    out[f"{mine}_vs_{base}@{n}"] = (
+                        by[(n, mine)]["events_per_s"] / by[(n, base)]["events_per_s"]
+                    )
     if len(sizes) > 1:
         for variant in VARIANTS:
             if (sizes[0], variant) in by and (sizes[-1], variant) in by:

@@ -1,12 +1,13 @@
-"""The label join (SPEC §5) on the rows of one key bucket (see `pipeline.keyed`).
+"""The label join (SPEC §5) on the events of one user bucket (see `pipeline.keyed`).
 
-Stage 1, key (request_id, item_id): one example per impression key; a click joins when
-0 <= click_ts - impression_ts <= click window; click = 1 when any click joins; dwell_s =
-max dwell of the joined clicks, has_dwell = 1 when any of them has one.
-Stage 2, key (user_id, item_id): a purchase is attributed to the same user's joined click
-on the item with 0 <= purchase_ts - click_ts <= attribution window, the last such click
-(largest click_ts) winning. Stage 3, key (request_id, item_id): the winners' impressions
-get purchase = 1. Side tables join on their key (items: item_id, users: user_id).
+Every key of the join starts with the user, so one bucket of users holds all it needs:
+1. key (user_id, request_id, item_id): one example per impression key; a click joins when
+   0 <= click_ts - impression_ts <= click window; click = 1 when any click joins; dwell_s =
+   max dwell of the joined clicks, has_dwell = 1 when any of them has one.
+2. key (user_id, item_id): a purchase is attributed to the same user's joined click on the
+   item with 0 <= purchase_ts - click_ts <= attribution window, the last such click
+   (largest click_ts) winning, and the winners' impressions get purchase = 1.
+Side tables join on their key (items: item_id, users: user_id).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features import readers, schema
 from features.declarations import JOINED_COLUMNS
 
-IMPRESSION_KEY = ("request_id", "item_id")
+IMPRESSION_KEY = ("user_id", "request_id", "item_id")
+BUCKET_KEY = ("user_id",)
 PURCHASE_KEY = ("user_id", "item_id")
 EXAMPLE_SCHEMA = pa.schema(
     [
@@ -42,7 +45,7 @@ JOINED_CLICK_SCHEMA = pa.schema(
         ("request_id", pa.string()),
     ]
 )
-MARK_SCHEMA = pa.schema([("request_id", pa.string()), ("item_id", pa.string())])
+MARK_SCHEMA = pa.schema([(c, pa.string()) for c in IMPRESSION_KEY])
 
 
 def _frame(table: pa.Table, columns) -> pd.DataFrame:
@@ -58,7 +61,7 @@ def _to_table(frame: pd.DataFrame, arrow_schema: pa.Schema) -> pa.Table:
 def label_clicks(
     impressions: pa.Table, clicks: pa.Table, window_ms: int
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
-    """Stage 1: (examples, joined clicks, counts) for the impressions and clicks of a bucket."""
+    """Step 1: (examples, joined clicks, counts) for the impressions and clicks of a bucket."""
     keys = list(IMPRESSION_KEY)
     imps = _frame(impressions, [*EXAMPLE_SCHEMA.names[:6], readers.FILE_COLUMN, "_row"])
     first = imps.sort_values(["ts", readers.FILE_COLUMN, "_row"], kind="stable")
@@ -88,7 +91,7 @@ def label_clicks(
 def attribute_purchases(
     joined_clicks: pa.Table, purchases: pa.Table, window_ms: int
 ) -> tuple[pa.Table, dict[str, int]]:
-    """Stage 2: (impression keys to mark purchased, counts) for one (user, item) bucket."""
+    """Step 2: (impression keys to mark purchased, counts) for the purchases of a bucket."""
     cl = _frame(joined_clicks, JOINED_CLICK_SCHEMA.names)
     pu = _frame(purchases, ["event_id", "user_id", "item_id", "ts"])
     pairs = pu.merge(cl, on=list(PURCHASE_KEY), suffixes=("", "_click"))
@@ -108,7 +111,7 @@ def attribute_purchases(
 
 
 def mark_purchases(examples: pa.Table, marks: pa.Table) -> tuple[pa.Table, dict[str, int]]:
-    """Stage 3: purchase = 1 on the examples whose key some purchase was attributed to."""
+    """Step 2: purchase = 1 on the examples whose key some purchase was attributed to."""
     ex = examples.to_pandas()
     keys = list(IMPRESSION_KEY)
     marked = _frame(marks, keys).drop_duplicates()
@@ -118,20 +121,36 @@ def mark_purchases(examples: pa.Table, marks: pa.Table) -> tuple[pa.Table, dict[
     return _to_table(ex, examples.schema), {"purchased_impressions": int(ex["purchase"].sum())}
 
 
+def of_type(events: pa.Table, event_type: str) -> pa.Table:
+    return events.filter(pc.equal(events.column("event_type"), event_type))
+
+
+def label_bucket(
+    events: pa.Table, click_window_ms: int, attribution_window_ms: int
+) -> tuple[pa.Table, dict[str, int]]:
+    """(labelled examples, counts) of the events of one user bucket."""
+    examples, joined, counts = label_clicks(
+        of_type(events, "impression"), of_type(events, "click"), click_window_ms
+    )
+    marks, purchase_counts = attribute_purchases(
+        joined, of_type(events, "purchase"), attribution_window_ms
+    )
+    examples, mark_counts = mark_purchases(examples, marks)
+    return examples, counts | purchase_counts | mark_counts
+
+
 def side_columns(table: schema.Table) -> list[str]:
     """Columns a side table adds to the examples: its joined-example columns but the key."""
     return [c for c in table.column_names if c != table.key and c in JOINED_COLUMNS]
 
 
 def join_side(examples: pa.Table, side: pa.Table, table: schema.Table) -> pa.Table:
-    """Left join of a validated side table (one row per key) onto the examples."""
-    key = table.key
+    """Left join of a validated side table (one row per key) onto the examples, in order."""
     columns = side_columns(table)
-    joined = examples.to_pandas().merge(
-        _frame(side, [key, *columns]), on=key, how="left", validate="many_to_one"
-    )
+    rows = pc.index_in(examples.column(table.key), value_set=side.column(table.key))
+    added = [side.column(c).take(rows) for c in columns]
     fields = [*examples.schema, *(side.schema.field(c) for c in columns)]
-    return _to_table(joined, pa.schema(fields))
+    return pa.Table.from_arrays([*examples.columns, *added], schema=pa.schema(fields))
 
 
 def catalogue(item_ids: pa.Table, items: pa.Table, columns: list[str]) -> pa.Table:

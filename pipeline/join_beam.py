@@ -16,124 +16,99 @@ from pipeline import beam_io, join, keyed
 EVENTS_SCHEMA = beam_io.typed_schema(schema.EVENTS)
 
 
-class _SplitEventTypesFn(beam.DoFn):
-    """Routes each event type of a batch to the output named after it."""
+class _LabelBucketFn(beam.DoFn):
+    """Labels the events of one user bucket and joins the bucket's users rows."""
 
-    def process(self, batch: pa.RecordBatch):
-        for event_type in schema.EVENT_TYPES:
-            rows = batch.filter(pc.equal(batch.column("event_type"), event_type))
-            if rows.num_rows:
-                yield beam.pvalue.TaggedOutput(event_type, rows)
-
-
-class _LabelClicksFn(beam.DoFn):
-    def __init__(self, window_ms: int):
-        self._window_ms = window_ms
+    def __init__(self, click_window_ms: int, attribution_window_ms: int, with_users: bool):
+        self._click_window_ms = click_window_ms
+        self._attribution_window_ms = attribution_window_ms
+        self._with_users = with_users
 
     def process(self, element):
-        tables = keyed.group_tables(
-            element[1], {"impression": EVENTS_SCHEMA, "click": EVENTS_SCHEMA}
-        )
-        examples, joined, counts = join.label_clicks(
-            tables["impression"], tables["click"], self._window_ms
-        )
-        yield beam.pvalue.TaggedOutput("counts", counts)
-        yield beam.pvalue.TaggedOutput("joined_clicks", joined)
-        yield examples
-
-
-class _AttributeFn(beam.DoFn):
-    def __init__(self, window_ms: int):
-        self._window_ms = window_ms
-
-    def process(self, element):
-        tables = keyed.group_tables(
-            element[1], {"joined_clicks": join.JOINED_CLICK_SCHEMA, "purchase": EVENTS_SCHEMA}
-        )
-        marks, counts = join.attribute_purchases(
-            tables["joined_clicks"], tables["purchase"], self._window_ms
+        schemas = {"events": EVENTS_SCHEMA}
+        if self._with_users:
+            schemas["users"] = beam_io.typed_schema(schema.USERS)
+        tables = keyed.group_tables(element[1], schemas)
+        if tables["events"].num_rows == 0:
+            return
+        examples, counts = join.label_bucket(
+            tables["events"], self._click_window_ms, self._attribution_window_ms
         )
         yield beam.pvalue.TaggedOutput("counts", counts)
-        yield marks
-
-
-def _mark(element):
-    tables = keyed.group_tables(
-        element[1], {"examples": join.EXAMPLE_SCHEMA, "marks": join.MARK_SCHEMA}
-    )
-    examples, counts = join.mark_purchases(tables["examples"], tables["marks"])
-    yield beam.pvalue.TaggedOutput("counts", counts)
-    yield examples
+        if self._with_users:
+            examples = join.join_side(examples, tables["users"], schema.USERS)
+        yield from keyed.to_batches(examples)
 
 
 @beam.ptransform_fn
 def JoinLabels(  # noqa: N802
-    events: beam.PCollection, click_window_ms: int, attribution_window_ms: int, buckets: int
+    events: beam.PCollection,
+    click_window_ms: int,
+    attribution_window_ms: int,
+    buckets: int,
+    users: beam.PCollection | None = None,
 ) -> dict[str, beam.PCollection]:
-    """Labelled examples (one per impression key) and the join's count dicts."""
-    by_type = events | "ByEventType" >> beam.ParDo(_SplitEventTypesFn()).with_outputs(
-        *schema.EVENT_TYPES
+    """Labelled examples (one per impression key) and the join's count dicts.
+
+    One CoGroupByKey on the user bucket brings every event of a user, and the user's row of
+    `users` when given, into one worker: a single shuffle of the events for the whole join.
+    The examples get the users table's columns (`with_side_columns`) when `users` is given.
+    """
+    inputs = {"events": events} if users is None else {"events": events, "users": users}
+    labelled = (
+        inputs
+        | "ByUser" >> keyed.CoGroupBatches(join.BUCKET_KEY, buckets)
+        | "Label"
+        >> beam.ParDo(
+            _LabelBucketFn(click_window_ms, attribution_window_ms, users is not None)
+        ).with_outputs("counts", main="examples")
     )
-    stage1 = (
-        {"impression": by_type.impression, "click": by_type.click}
-        | "ByImpressionKey" >> keyed.CoGroupBatches(join.IMPRESSION_KEY, buckets)
-        | "LabelClicks"
-        >> beam.ParDo(_LabelClicksFn(click_window_ms)).with_outputs(
-            "counts", "joined_clicks", main="examples"
-        )
-    )
-    stage2 = (
-        {
-            "joined_clicks": stage1.joined_clicks
-            | "ClickBatches" >> beam.FlatMap(keyed.to_batches),
-            "purchase": by_type.purchase,
-        }
-        | "ByUserItem" >> keyed.CoGroupBatches(join.PURCHASE_KEY, buckets)
-        | "Attribute"
-        >> beam.ParDo(_AttributeFn(attribution_window_ms)).with_outputs("counts", main="marks")
-    )
-    stage3 = (
-        {
-            "examples": stage1.examples | "ExampleBatches" >> beam.FlatMap(keyed.to_batches),
-            "marks": stage2.marks | "MarkBatches" >> beam.FlatMap(keyed.to_batches),
-        }
-        | "MarkByImpressionKey" >> keyed.CoGroupBatches(join.IMPRESSION_KEY, buckets)
-        | "MarkPurchases" >> beam.FlatMap(_mark).with_outputs("counts", main="examples")
-    )
-    counts = (stage1.counts, stage2.counts, stage3.counts) | "JoinCounts" >> beam.Flatten()
-    examples = stage3.examples | "LabelledBatches" >> beam.FlatMap(keyed.to_batches)
-    return {"examples": examples, "counts": counts}
+    return {"examples": labelled.examples, "counts": labelled.counts}
 
 
-class _JoinSideFn(beam.DoFn):
-    def __init__(self, table: schema.Table, examples_schema: pa.Schema):
-        self._table = table
-        self._examples_schema = examples_schema
+class _WholeTable(beam.CombineFn):
+    """All RecordBatches of a PCollection as one table of `arrow_schema`."""
 
-    def process(self, element):
-        side_schema = beam_io.typed_schema(self._table)
-        tables = keyed.group_tables(
-            element[1], {"examples": self._examples_schema, "side": side_schema}
-        )
-        if tables["examples"].num_rows:
-            yield join.join_side(tables["examples"], tables["side"], self._table)
+    def __init__(self, arrow_schema: pa.Schema):
+        self._schema = arrow_schema
+
+    def create_accumulator(self) -> list[pa.RecordBatch]:
+        return []
+
+    def add_input(self, acc: list[pa.RecordBatch], batch: pa.RecordBatch):
+        acc.append(batch)
+        return acc
+
+    def merge_accumulators(self, accs):
+        return [batch for acc in accs for batch in acc]
+
+    def extract_output(self, acc) -> pa.Table:
+        return keyed.concat(acc, self._schema)
+
+
+def _join_batch(batch: pa.RecordBatch, side: pa.Table, table: schema.Table) -> pa.RecordBatch:
+    joined = join.join_side(pa.Table.from_batches([batch]), side, table)
+    return joined.combine_chunks().to_batches()[0]
 
 
 @beam.ptransform_fn
 def JoinSideTable(  # noqa: N802
-    examples: beam.PCollection,
-    side: beam.PCollection,
-    table: schema.Table,
-    examples_schema: pa.Schema,
-    buckets: int,
+    examples: beam.PCollection, side: beam.PCollection, table: schema.Table
 ) -> beam.PCollection:
-    """Examples with the side table's columns (null where the key has no side row)."""
-    return (
-        {"examples": examples, "side": side}
-        | "ByKey" >> keyed.CoGroupBatches((table.key,), buckets)
-        | "Join" >> beam.ParDo(_JoinSideFn(table, examples_schema))
-        | "Batches" >> beam.FlatMap(keyed.to_batches)
+    """Examples with the side table's columns (null where the key has no side row).
+
+    A broadcast join: every worker gets the whole side table as a side input and joins its
+    batches where they are, with no shuffle of the examples. Meant for the items table,
+    which the product already holds whole (the catalogue, the retriever's index).
+    """
+    columns = [table.key, *join.side_columns(table)]
+    typed = beam_io.typed_schema(table)
+    whole = (
+        side
+        | "Columns" >> beam.Map(lambda b: b.select(columns))
+        | "Whole" >> beam.CombineGlobally(_WholeTable(pa.schema([typed.field(c) for c in columns])))
     )
+    return examples | "Join" >> beam.Map(_join_batch, beam.pvalue.AsSingleton(whole), table)
 
 
 def with_side_columns(examples_schema: pa.Schema, table: schema.Table) -> pa.Schema:

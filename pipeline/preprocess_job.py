@@ -28,8 +28,6 @@ from pipeline.join_beam import (
 from pipeline.split import SampleRows, SplitByTime, TsRange, split_ts
 from pipeline.transform import TransformAndWrite
 
-SIDE_TABLES = (schema.ITEMS, schema.USERS)
-
 
 @dataclasses.dataclass(frozen=True)
 class PreprocessSettings:
@@ -78,19 +76,16 @@ class Examples:
 def _joined_events(
     pipeline: beam.Pipeline, validate_dir: pathlib.Path, settings: PreprocessSettings
 ) -> Examples:
-    """Examples of raw events: the label join, then the items and users side tables."""
+    """Examples of raw events: the label join (with the users table), then the items table."""
     buckets = settings.buckets
     events = _read(pipeline, validate_dir, "events")
-    side = {t.name: _read(pipeline, validate_dir, t.name) for t in SIDE_TABLES}
+    side = {t.name: _read(pipeline, validate_dir, t.name) for t in (schema.ITEMS, schema.USERS)}
     joined = events | "JoinLabels" >> JoinLabels(
-        settings.click_window_ms, settings.attribution_window_ms, buckets
+        settings.click_window_ms, settings.attribution_window_ms, buckets, users=side["users"]
     )
-    examples, examples_schema = joined["examples"], join.EXAMPLE_SCHEMA
-    for table in SIDE_TABLES:
-        examples = examples | f"Join[{table.name}]" >> JoinSideTable(
-            side[table.name], table, examples_schema, buckets
-        )
-        examples_schema = with_side_columns(examples_schema, table)
+    examples_schema = with_side_columns(join.EXAMPLE_SCHEMA, schema.USERS)
+    examples = joined["examples"] | "Join[items]" >> JoinSideTable(side["items"], schema.ITEMS)
+    examples_schema = with_side_columns(examples_schema, schema.ITEMS)
     item_columns = catalogue_columns(settings.feature_set)
     catalogue = events | "Catalogue" >> BuildCatalogue(side["items"], item_columns, buckets)
     return Examples(

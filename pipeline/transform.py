@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from features.declarations import JOINED_COLUMNS, Dtype, FeatureSet
 from features.preprocessing import neutral_default, preprocessing_fn
+from pipeline.tfrecord_sink import WriteRecordBatches
 
 _ARROW_TYPES = {Dtype.STRING: pa.large_binary(), Dtype.INT: pa.int64(), Dtype.FLOAT: pa.float32()}
 
@@ -68,16 +69,11 @@ def _encode(transformed) -> list[bytes]:
 def WriteExamples(  # noqa: N802
     transformed: beam.PCollection, prefix: str
 ) -> beam.PCollection:
-    """Gzip tf.Example shards `<prefix>-SSSSS-of-NNNNN.tfrecord.gz`."""
-    from apache_beam.io.filesystem import CompressionTypes
-
+    """Gzip tf.Example shards `<prefix>-SSSSS-of-NNNNN.tfrecord.gz`, a batch at a time."""
     return (
         transformed
-        | "Encode" >> beam.FlatMap(_encode)
-        | "Write"
-        >> beam.io.WriteToTFRecord(
-            prefix, file_name_suffix=".tfrecord.gz", compression_type=CompressionTypes.GZIP
-        )
+        | "Encode" >> beam.Map(_encode)
+        | "Write" >> WriteRecordBatches(prefix, file_name_suffix=".tfrecord.gz")
     )
 
 

@@ -142,11 +142,14 @@ def test_preprocess_ratios_compare_variants_of_the_same_size():
         {"events": 10, "variant": "mtlrec", "events_per_s": 40.0, "peak_tree_rss_mb": 100.0},
         {"events": 10, "variant": "tft", "events_per_s": 50.0, "peak_tree_rss_mb": 80.0},
         {"events": 10, "variant": "pyarrow", "events_per_s": 80.0, "peak_tree_rss_mb": 10.0},
+        {"events": 10, "variant": "mtlrec_4f", "events_per_s": 60.0, "peak_tree_rss_mb": 90.0},
         {"events": 20, "variant": "mtlrec", "events_per_s": 45.0, "peak_tree_rss_mb": 130.0},
     ]
     assert ratios(rows) == {
         "mtlrec_vs_tft@10": 0.8,
         "mtlrec_vs_pyarrow@10": 0.5,
+        "mtlrec_4f_vs_tft@10": 1.2,
+        "mtlrec_4f_vs_pyarrow@10": 0.75,
         "peak_tree_rss_growth_mtlrec_10_to_20": 1.3,
     }
 
@@ -316,7 +319,7 @@ def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
 
     assert len(read("mmoe_paper")["runs"]) == 4
     rows = {r["variant"]: r for r in read("preprocess")["rows"]}
-    assert rows["mtlrec"]["rows"] == rows["mtlrec"]["events_read"]
+    assert rows["mtlrec"]["rows"] == rows["mtlrec"]["events_read"] == rows["mtlrec_4f"]["rows"]
     assert rows["tft"]["rows"] == rows["pyarrow"]["rows"] < rows["mtlrec"]["rows"]
     trained = read("train")
     assert [r["variant"] for r in trained["rows"]] == [

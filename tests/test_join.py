@@ -125,3 +125,49 @@ def test_join_labels_and_counts():
         }
         total = joined["counts"] | beam.CombineGlobally(beam_io.SumCounts())
         assert_that(total, equal_to([counts]), label="Counts")
+
+
+def _users(rows: list[tuple]) -> pa.RecordBatch:
+    """rows: (user, country, age_bucket)."""
+    records = [
+        {
+            "user_id": u,
+            "country": c,
+            "age_bucket": a,
+            "signup_ts": T0,
+            "_file": "u.jsonl",
+            "_row": i,
+        }
+        for i, (u, c, a) in enumerate(rows)
+    ]
+    return pa.RecordBatch.from_pylist(records, schema=beam_io.typed_schema(schema.USERS))
+
+
+def test_join_labels_adds_the_users_columns_in_the_same_grouping():
+    users = [("u1", "DE", "25-34"), ("u3", "JP", None), ("u7", "FR", "18-24")]
+    with TestPipeline(argv=IN_PROCESS) as p:
+        joined = (
+            p
+            | "Events" >> beam.Create([_events(EVENTS)])
+            | JoinLabels(
+                CLICK_WINDOW,
+                ATTRIBUTION_WINDOW,
+                buckets=3,
+                users=p | "Users" >> beam.Create([_users(users)]),
+            )
+        )
+        rows = joined["examples"] | beam.FlatMap(
+            lambda b: [
+                (r["request_id"], r["item_id"], r["country"], r["age_bucket"])
+                for r in b.to_pylist()
+            ]
+        )
+        expected = [
+            ("r1", "i1", "DE", "25-34"),
+            ("r1", "i2", "DE", "25-34"),
+            ("r1", "i3", "DE", "25-34"),
+            ("r2", "i1", "DE", "25-34"),
+            ("r3", "i4", None, None),
+            ("r4", "i5", "JP", None),
+        ]
+        assert_that(rows, equal_to(expected))
