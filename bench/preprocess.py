@@ -7,6 +7,7 @@ pyarrow read + tf.Example + TFRecord write. Ratios are against the baselines of 
 size in the same run.
 
     python -m bench.preprocess [--events 100000 1000000] [--large]   # --large adds 5 M
+    python -m bench.preprocess --events 1000000 5000000 --variants mtlrec tft   # memory growth
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pathlib
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 
 from bench.common import emit_child_result, format_table, run_child, write_results
 from bench.preprocess_variants import VARIANTS
@@ -89,12 +91,17 @@ def ratios(rows: list[dict]) -> dict:
     return out
 
 
-def run(sizes: list[int], work: pathlib.Path, beam_args: tuple[str, ...]) -> dict:
+def run(
+    sizes: list[int],
+    work: pathlib.Path,
+    beam_args: tuple[str, ...],
+    variants: Sequence[str] = tuple(VARIANTS),
+) -> dict:
     rows = []
     for n in sizes:
         raw_dir = work / f"data-{n}"
         truth = generate_events(n, raw_dir)
-        for variant in VARIANTS:
+        for variant in variants:
             print(f"preprocess bench: {variant} on {n:,} events ...", file=sys.stderr, flush=True)
             row = measure(variant, raw_dir, work, beam_args)
             rows.append({"events": n, "events_read": truth["counts"]["events_read"], **row})
@@ -138,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--beam-arg", action="append", help="Beam option for both Beam jobs (repeatable)"
     )
+    parser.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="jobs to run"
+    )
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted({*args.events, *([LARGE_EVENTS] if args.large else [])})
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
         work = pathlib.Path(args.workdir or tmp)
-        result = run(sizes, work, args.beam_arg)
+        result = run(sizes, work, args.beam_arg, args.variants)
     print(table(result))
     print(f"\nwrote {write_results('preprocess', result)}")
     return 0

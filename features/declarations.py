@@ -106,7 +106,8 @@ LABELS: dict[str, Label] = {
 }
 
 # Columns of a joined example (output of the Beam join, input of preprocessing_fn).
-# Label columns a data set lacks are absent; `has_dwell` is 1 where dwell_s is defined.
+# Label columns a data set lacks are absent; `has_dwell` is 1 where dwell_s is defined;
+# `impression` is 0 on retrieval-only examples.
 JOINED_COLUMNS: dict[str, Dtype] = {
     "user_id": Dtype.STRING,
     "item_id": Dtype.STRING,
@@ -127,8 +128,13 @@ JOINED_COLUMNS: dict[str, Dtype] = {
     "purchase": Dtype.INT,
     "dwell_s": Dtype.FLOAT,
     "has_dwell": Dtype.INT,
+    "impression": Dtype.INT,
     "rating": Dtype.FLOAT,
 }
+
+# 1 on examples of a shown impression, 0 on retrieval-only examples (orphan clicks, SPEC §5):
+# the ranking tasks weigh their rows by it. Absent when the data has no `impression` column.
+RANKING_MASK = "ranking_mask"
 
 # Raw values passed through untransformed, for evaluation (GAUC per user, slices).
 PASSTHROUGH: dict[str, str] = {

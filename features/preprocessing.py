@@ -14,6 +14,7 @@ from features.declarations import (
     ITEM_LOG_Q,
     JOINED_COLUMNS,
     PASSTHROUGH,
+    RANKING_MASK,
     Dtype,
     Feature,
     FeatureSet,
@@ -55,6 +56,7 @@ def input_columns(feature_set: FeatureSet, available: frozenset[str] | set[str])
     if any(label.mask for label in feature_set.labels):
         wanted.add("has_dwell")
     wanted.update(PASSTHROUGH.values())
+    wanted.add("impression")
     return tuple(c for c in JOINED_COLUMNS if c in wanted and c in available)
 
 
@@ -103,8 +105,16 @@ def preprocessing_fn(inputs: Mapping, *, feature_set: FeatureSet) -> dict:
     for key, source in PASSTHROUGH.items():
         if source in inputs:
             outputs[key] = inputs[source]
+    if "impression" in inputs:
+        outputs[RANKING_MASK] = _ranking_mask(inputs["impression"])
     outputs[ITEM_LOG_Q] = _item_log_q(inputs["item_id"])
     return outputs
+
+
+def _ranking_mask(impression):
+    import tensorflow as tf
+
+    return tf.cast(impression, tf.float32)
 
 
 def _transform_feature(x, feature: Feature, feature_set: FeatureSet):

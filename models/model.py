@@ -14,7 +14,15 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from features.config import FeaturesConfig
-from features.declarations import ITEM_LOG_Q, LABELS, FeatureSet, Kind, Side, feature_set
+from features.declarations import (
+    ITEM_LOG_Q,
+    LABELS,
+    RANKING_MASK,
+    FeatureSet,
+    Kind,
+    Side,
+    feature_set,
+)
 from models.config import ModelConfig, TaskConfig
 from models.heads import TaskHead
 from models.sharing import build_sharing
@@ -149,6 +157,8 @@ class MultiTaskModel(tfrs.Model):
         candidate = self.candidate_tower(features, training=training)
         logits = self._logits(features, query, candidate, self._needed_heads(names), training)
         losses = {}
+        # Retrieval-only examples (orphan clicks) carry no impression to rank.
+        ranking = features.get(RANKING_MASK)
         for name in names:
             cfg, layer = self.task_configs[name], self.task_layers[name]
             if cfg.kind == "retrieval":
@@ -166,12 +176,17 @@ class MultiTaskModel(tfrs.Model):
                     tf.sigmoid(logits[cfg.esmm_parent]),
                     tf.sigmoid(logits[name]),
                     compute_metrics=compute_metrics,
+                    weights=ranking,
                 )
             elif cfg.kind == "binary":
-                losses[name] = layer(features[cfg.label], logits[name], compute_metrics)
+                losses[name] = layer(
+                    features[cfg.label], logits[name], compute_metrics, weights=ranking
+                )
             else:
                 mask_name = LABELS[cfg.label].mask
                 mask = features[mask_name] if mask_name else tf.ones_like(logits[name])
+                if ranking is not None:
+                    mask = tf.cast(mask, tf.float32) * tf.cast(ranking, tf.float32)
                 losses[name] = layer(features[cfg.label], logits[name], mask, compute_metrics)
         return losses
 

@@ -79,10 +79,21 @@ class BinaryTask(tf.keras.layers.Layer):
         )
 
     def call(
-        self, labels: tf.Tensor, logits: tf.Tensor, compute_metrics: bool = False
+        self,
+        labels: tf.Tensor,
+        logits: tf.Tensor,
+        compute_metrics: bool = False,
+        weights: tf.Tensor | None = None,
     ) -> tf.Tensor:
-        total = self.task(_column(labels), _column(logits), compute_metrics=compute_metrics)
-        return _mean_over(total, tf.ones_like(labels))
+        """Mean BCE over the rows; `weights` (0/1) leaves rows out (e.g. retrieval-only)."""
+        weights = tf.ones_like(logits) if weights is None else tf.cast(weights, tf.float32)
+        total = self.task(
+            _column(labels),
+            _column(logits),
+            sample_weight=_column(weights),
+            compute_metrics=compute_metrics,
+        )
+        return _mean_over(total, weights)
 
     @property
     def task_metrics(self) -> list[tf.keras.metrics.Metric]:
@@ -106,10 +117,20 @@ class EsmmTask(tf.keras.layers.Layer):
         parent_probability: tf.Tensor,
         conditional_probability: tf.Tensor,
         compute_metrics: bool = False,
+        weights: tf.Tensor | None = None,
     ) -> tf.Tensor:
+        """Mean CTCVR BCE over the rows; `weights` (0/1) leaves rows out."""
         joint = _column(parent_probability) * _column(conditional_probability)
-        total = self.task(_column(labels), joint, compute_metrics=compute_metrics)
-        return _mean_over(total, tf.ones_like(labels))
+        weights = (
+            tf.ones_like(parent_probability) if weights is None else tf.cast(weights, tf.float32)
+        )
+        total = self.task(
+            _column(labels),
+            joint,
+            sample_weight=_column(weights),
+            compute_metrics=compute_metrics,
+        )
+        return _mean_over(total, weights)
 
     @property
     def task_metrics(self) -> list[tf.keras.metrics.Metric]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from features.declarations import LABELS
+from features.declarations import LABELS, RANKING_MASK
 from models.config import TaskConfig
 from pipeline import (
     baselines,
@@ -53,6 +53,8 @@ def _labels(tasks: tuple[TaskConfig, ...], available: set[str]) -> tuple[list[st
         query_label = task_metrics.CLICK
     if task_metrics.CLICK in available:
         names.append(task_metrics.CLICK)
+    if RANKING_MASK in available:
+        names.append(RANKING_MASK)
     return list(dict.fromkeys(names)), query_label
 
 
@@ -147,6 +149,9 @@ class Evaluation:
                 continue
             label = LABELS[task.label]
             mask = self.train.get(label.mask) if label.mask else None
+            if RANKING_MASK in self.train:
+                ranking = self.train[RANKING_MASK]
+                mask = ranking if mask is None else mask * ranking
             rate = baselines.item_rate(self.train["item_key"], self.train[label.name], mask)
             predictions[task.name] = rate.predict(self.rows.columns["item_key"])
         ranked = None

@@ -35,10 +35,12 @@ EXAMPLE_SCHEMA = pa.schema(
         ("purchase", pa.int64()),
         ("dwell_s", pa.float64()),
         ("has_dwell", pa.int64()),
+        ("impression", pa.int64()),
     ]
 )
 JOINED_CLICK_SCHEMA = pa.schema(
     [
+        ("event_id", pa.string()),
         ("user_id", pa.string()),
         ("item_id", pa.string()),
         ("ts", pa.int64()),
@@ -77,6 +79,7 @@ def label_clicks(
     examples["click"] = examples["dwell_rows"].notna().astype(np.int64)
     examples["has_dwell"] = (examples["dwell_rows"].fillna(0) > 0).astype(np.int64)
     examples["purchase"] = np.zeros(len(examples), dtype=np.int64)
+    examples["impression"] = np.ones(len(examples), dtype=np.int64)
     joined = cl[cl["event_id"].isin(pairs["event_id"])]
     counts = {
         "impressions": impressions.num_rows,
@@ -125,18 +128,51 @@ def of_type(events: pa.Table, event_type: str) -> pa.Table:
     return events.filter(pc.equal(events.column("event_type"), event_type))
 
 
+def retrieval_only_examples(clicks: pa.Table, joined_clicks: pa.Table) -> pa.Table:
+    """Examples of the clicks that joined no impression: click = 1, impression = 0.
+
+    They teach the retrieval task (which pairs a user clicks); the ranking tasks mask them
+    out, having no impression to rank (`features.declarations.RANKING_MASK`).
+    """
+    joined_ids = joined_clicks.column("event_id")
+    orphans = clicks.filter(pc.invert(pc.is_in(clicks.column("event_id"), value_set=joined_ids)))
+    n = orphans.num_rows
+    ones, zeros = pa.array(np.ones(n, np.int64)), pa.array(np.zeros(n, np.int64))
+    columns = {c: orphans.column(c) for c in ("user_id", "item_id", "ts", "request_id", "device")}
+    columns |= {
+        "position": pa.nulls(n, pa.int64()),
+        "click": ones,
+        "purchase": zeros,
+        "dwell_s": pa.nulls(n, pa.float64()),
+        "has_dwell": zeros,
+        "impression": zeros,
+    }
+    return pa.table({f.name: columns[f.name] for f in EXAMPLE_SCHEMA}, schema=EXAMPLE_SCHEMA)
+
+
 def label_bucket(
-    events: pa.Table, click_window_ms: int, attribution_window_ms: int
+    events: pa.Table,
+    click_window_ms: int,
+    attribution_window_ms: int,
+    orphan_clicks_to_retrieval: bool = False,
 ) -> tuple[pa.Table, dict[str, int]]:
-    """(labelled examples, counts) of the events of one user bucket."""
-    examples, joined, counts = label_clicks(
-        of_type(events, "impression"), of_type(events, "click"), click_window_ms
-    )
+    """(labelled examples, counts) of the events of one user bucket.
+
+    With `orphan_clicks_to_retrieval`, the clicks that join no impression are examples too
+    (`retrieval_only_examples`), counted as `retrieval_only_examples`.
+    """
+    clicks = of_type(events, "click")
+    examples, joined, counts = label_clicks(of_type(events, "impression"), clicks, click_window_ms)
     marks, purchase_counts = attribute_purchases(
         joined, of_type(events, "purchase"), attribution_window_ms
     )
     examples, mark_counts = mark_purchases(examples, marks)
-    return examples, counts | purchase_counts | mark_counts
+    counts = counts | purchase_counts | mark_counts
+    if orphan_clicks_to_retrieval:
+        orphans = retrieval_only_examples(clicks, joined)
+        examples = pa.concat_tables([examples, orphans])
+        counts["retrieval_only_examples"] = orphans.num_rows
+    return examples, counts
 
 
 def side_columns(table: schema.Table) -> list[str]:

@@ -19,10 +19,17 @@ EVENTS_SCHEMA = beam_io.typed_schema(schema.EVENTS)
 class _LabelBucketFn(beam.DoFn):
     """Labels the events of one user bucket and joins the bucket's users rows."""
 
-    def __init__(self, click_window_ms: int, attribution_window_ms: int, with_users: bool):
+    def __init__(
+        self,
+        click_window_ms: int,
+        attribution_window_ms: int,
+        with_users: bool,
+        orphan_clicks_to_retrieval: bool,
+    ):
         self._click_window_ms = click_window_ms
         self._attribution_window_ms = attribution_window_ms
         self._with_users = with_users
+        self._orphan_clicks_to_retrieval = orphan_clicks_to_retrieval
 
     def process(self, element):
         schemas = {"events": EVENTS_SCHEMA}
@@ -32,7 +39,10 @@ class _LabelBucketFn(beam.DoFn):
         if tables["events"].num_rows == 0:
             return
         examples, counts = join.label_bucket(
-            tables["events"], self._click_window_ms, self._attribution_window_ms
+            tables["events"],
+            self._click_window_ms,
+            self._attribution_window_ms,
+            self._orphan_clicks_to_retrieval,
         )
         yield beam.pvalue.TaggedOutput("counts", counts)
         if self._with_users:
@@ -47,12 +57,14 @@ def JoinLabels(  # noqa: N802
     attribution_window_ms: int,
     buckets: int,
     users: beam.PCollection | None = None,
+    orphan_clicks_to_retrieval: bool = False,
 ) -> dict[str, beam.PCollection]:
     """Labelled examples (one per impression key) and the join's count dicts.
 
     One CoGroupByKey on the user bucket brings every event of a user, and the user's row of
     `users` when given, into one worker: a single shuffle of the events for the whole join.
-    The examples get the users table's columns (`with_side_columns`) when `users` is given.
+    The examples get the users table's columns (`with_side_columns`) when `users` is given,
+    and include retrieval-only examples of orphan clicks with `orphan_clicks_to_retrieval`.
     """
     inputs = {"events": events} if users is None else {"events": events, "users": users}
     labelled = (
@@ -60,7 +72,12 @@ def JoinLabels(  # noqa: N802
         | "ByUser" >> keyed.CoGroupBatches(join.BUCKET_KEY, buckets)
         | "Label"
         >> beam.ParDo(
-            _LabelBucketFn(click_window_ms, attribution_window_ms, users is not None)
+            _LabelBucketFn(
+                click_window_ms,
+                attribution_window_ms,
+                users is not None,
+                orphan_clicks_to_retrieval,
+            )
         ).with_outputs("counts", main="examples")
     )
     return {"examples": labelled.examples, "counts": labelled.counts}

@@ -95,22 +95,31 @@ def _validate_counts(
         if side in totals:
             side_counts = totals[side]
             counts[f"{side}_read"] = side_counts.get("read", 0)
-            counts[f"{side}_rejected"] = sum(side_counts.get("rejected", {}).values())
+            rejected = side_counts.get("rejected", {})
+            counts[f"{side}_rejected"] = sum(rejected.values())
+            counts[f"{side}_rejected_by_reason"] = {
+                r: rejected.get(r, 0) for r in schema.REJECT_REASONS
+            }
             counts[f"{side}_duplicates"] = side_counts.get("duplicates", 0)
     return counts
 
 
 def _check_bad_fraction(counts: dict[str, Any], limit: float) -> None:
-    bad = sum(counts["rejected"].values())
-    read = counts["events_read"]
-    fraction = bad / read if read else 0.0
-    if fraction > limit:
-        by_reason = ", ".join(f"{r}={n}" for r, n in counts["rejected"].items() if n)
-        raise BadInputError(
-            f"{bad} of {read} events rejected ({by_reason}): fraction {fraction:.4f} is above "
-            f"data.max_bad_fraction={limit}; inspect {counts['dead_letter']}, fix the input or "
-            f"raise data.max_bad_fraction"
-        )
+    """Stops the job when any table's rejected / read is above `limit` (SPEC §11)."""
+    tables = {"events": (counts["events_read"], counts["rejected"])}
+    for side in ("items", "users"):
+        if f"{side}_read" in counts:
+            tables[side] = (counts[f"{side}_read"], counts[f"{side}_rejected_by_reason"])
+    for table, (read, rejected) in tables.items():
+        bad = sum(rejected.values())
+        fraction = bad / read if read else 0.0
+        if fraction > limit:
+            by_reason = ", ".join(f"{r}={n}" for r, n in rejected.items() if n)
+            raise BadInputError(
+                f"{bad} of {read} {table} rejected ({by_reason}): fraction {fraction:.4f} is "
+                f"above data.max_bad_fraction={limit}; inspect {counts['dead_letter']}, fix the "
+                f"input or raise data.max_bad_fraction"
+            )
 
 
 def run_validate(
@@ -158,6 +167,7 @@ PREPROCESS_COUNT_KEYS = (
     "clicked_impressions",
     "purchased_impressions",
     "impressions_deduplicated",
+    "retrieval_only_examples",
 )
 
 
@@ -177,6 +187,7 @@ def _preprocess_settings(config: Config, validated: dict[str, Any]):
         interactions_table=None if data.interactions is None else data.interactions.table,
         interactions_columns=tuple(validated.get("columns", ())),
         buckets=buckets_for(sum(validated["accepted"].values())),
+        orphan_clicks_to_retrieval=data.orphan_clicks_to_retrieval,
     )
 
 
@@ -195,8 +206,8 @@ def run_preprocess(
     """Joins, labels, splits and transforms the validated events into TFRecords.
 
     Raises:
-      ValueError: the validate step has not run, accepted no impression, the split leaves no
-        training example, or data.orphan_clicks_to_retrieval is set.
+      ValueError: the validate step has not run, accepted no impression, or the split leaves
+        no training example.
     """
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
@@ -204,13 +215,6 @@ def run_preprocess(
     from pipeline import beam_io
     from pipeline.preprocess_job import build_preprocess_pipeline
 
-    if config.data.orphan_clicks_to_retrieval:
-        # Orphan clicks would be examples with click = 1 but no impression; the ranking tasks
-        # have no per-example mask to ignore them, so they would teach a wrong click rate.
-        raise ValueError(
-            "data.orphan_clicks_to_retrieval=true is not available: the ranking tasks cannot "
-            "mask retrieval-only examples; set it to false (orphan clicks stay counted)"
-        )
     validate_dir, step_dir = pathlib.Path(validate_dir), pathlib.Path(step_dir)
     counts_path = validate_dir / COUNTS_JSON
     if not counts_path.exists():

@@ -44,6 +44,7 @@ class PreprocessSettings:
     """Joined-example columns the interactions data has (from the validate counts)."""
     buckets: int = keyed.DEFAULT_BUCKETS
     eval_sample_size: int = 1000
+    orphan_clicks_to_retrieval: bool = False
 
 
 def catalogue_columns(feature_set: FeatureSet) -> list[str]:
@@ -81,7 +82,11 @@ def _joined_events(
     events = _read(pipeline, validate_dir, "events")
     side = {t.name: _read(pipeline, validate_dir, t.name) for t in (schema.ITEMS, schema.USERS)}
     joined = events | "JoinLabels" >> JoinLabels(
-        settings.click_window_ms, settings.attribution_window_ms, buckets, users=side["users"]
+        settings.click_window_ms,
+        settings.attribution_window_ms,
+        buckets,
+        users=side["users"],
+        orphan_clicks_to_retrieval=settings.orphan_clicks_to_retrieval,
     )
     examples_schema = with_side_columns(join.EXAMPLE_SCHEMA, schema.USERS)
     examples = joined["examples"] | "Join[items]" >> JoinSideTable(side["items"], schema.ITEMS)

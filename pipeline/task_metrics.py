@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from features.declarations import LABELS
+from features.declarations import LABELS, RANKING_MASK
 from models import eval_metrics
 from models.config import TaskConfig
 
@@ -84,8 +84,13 @@ def ranking_task(
     *,
     ece_bins: int,
 ) -> tuple[dict, dict]:
-    """(metrics, counts) of a binary or regression task on the rows where `rows` is True."""
+    """(metrics, counts) of a binary or regression task on the rows where `rows` is True.
+
+    Retrieval-only rows (`RANKING_MASK` 0: orphan clicks) are never ranking rows.
+    """
     label = LABELS[task.label]
+    if RANKING_MASK in columns:
+        rows = rows & (columns[RANKING_MASK] > 0)
     if task.kind == "regression":
         defined = rows if label.mask is None else rows & (columns[label.mask] > 0)
         return _regression(label.name, columns[label.name][defined], predictions[defined])

@@ -171,3 +171,33 @@ def test_join_labels_adds_the_users_columns_in_the_same_grouping():
             ("r4", "i5", "JP", None),
         ]
         assert_that(rows, equal_to(expected))
+
+
+def test_orphan_clicks_become_retrieval_only_examples_when_asked():
+    with TestPipeline(argv=IN_PROCESS) as p:
+        joined = (
+            p
+            | beam.Create([_events(EVENTS)])
+            | JoinLabels(
+                CLICK_WINDOW, ATTRIBUTION_WINDOW, buckets=3, orphan_clicks_to_retrieval=True
+            )
+        )
+        rows = joined["examples"] | beam.FlatMap(
+            lambda b: [
+                (r["request_id"], r["item_id"], r["ts"], r["click"], r["purchase"], r["impression"])
+                for r in b.to_pylist()
+            ]
+        )
+        shown = [(r, i, ts, click, buy, 1) for r, i, _, ts, _, click, buy, _, _ in EXPECTED]
+        orphans = [
+            ("r1", "i2", T0 + CLICK_WINDOW + 1, 1, 0, 0),
+            ("r1", "i3", T0 - 1, 1, 0, 0),
+            ("r9", "i9", T0, 1, 0, 0),
+        ]
+        assert_that(rows, equal_to(shown + orphans), label="Rows")
+        total = joined["counts"] | beam.CombineGlobally(beam_io.SumCounts())
+        assert_that(
+            total | beam.Map(lambda c: (c["orphan_clicks"], c["retrieval_only_examples"])),
+            equal_to([(3, 3)]),
+            label="Counts",
+        )

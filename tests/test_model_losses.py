@@ -29,6 +29,22 @@ def test_binary_cross_entropy_on_logits():
     assert float(loss) == pytest.approx(expected, rel=1e-5)
 
 
+def test_binary_weights_leave_retrieval_only_rows_out_of_loss_and_auc():
+    task = BinaryTask(name="click")
+    # The middle row is a retrieval-only click (weight 0) whose logit says "no click".
+    loss = task(_f([1, 1, 0]), _f([2.0, -3.0, -1.0]), True, weights=_f([1, 0, 1]))
+    expected = (math.log(1 + math.exp(-2.0)) + math.log(1 + math.exp(-1.0))) / 2
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(task.auc.result()) == pytest.approx(1.0)
+
+
+def test_esmm_weights_leave_retrieval_only_rows_out():
+    loss = EsmmTask(name="purchase")(
+        _f([1, 0, 1]), _f([0.5, 0.8, 0.9]), _f([0.2, 0.5, 0.9]), weights=_f([1, 1, 0])
+    )
+    assert float(loss) == pytest.approx(-(math.log(0.1) + math.log(0.6)) / 2, rel=1e-5)
+
+
 def test_masked_mse_is_mean_over_unmasked_rows_and_ignores_masked_labels():
     task = MaskedRegressionTask(name="dwell")
     labels = _f([1.0, float("nan"), 3.0, 0.5])

@@ -274,7 +274,23 @@ def test_a_split_before_all_data_is_a_clear_error():
     check_training_examples({**counts, "train_examples": 1}, config)
 
 
-def test_orphan_clicks_to_retrieval_is_refused_not_ignored(tmp_path):
-    config = Config.model_validate({"data": {"orphan_clicks_to_retrieval": True}})
-    with pytest.raises(ValueError, match="orphan_clicks_to_retrieval=true is not available"):
-        run_preprocess(config, tmp_path / "validate", tmp_path / "pre", beam_args=IN_PROCESS)
+def test_orphan_clicks_to_retrieval_adds_masked_retrieval_only_examples(job):
+    out, counts = job
+    config = Config.model_validate(
+        {
+            "data": {"split_ts": T0 + 8 * DAY, "orphan_clicks_to_retrieval": True},
+            "features": {"enabled": ["user_id", "item_id", "device", "hour"]},
+        }
+    )
+    step = out / "preprocess_orphans"
+    flagged = run_preprocess(config, out / "validate", step, beam_args=IN_PROCESS)
+    assert flagged["retrieval_only_examples"] == counts["orphan_clicks"] == 1
+    assert (flagged["train_examples"], flagged["eval_examples"]) == (17, 4)
+    assert counts["retrieval_only_examples"] == 0
+    spec = tft.TFTransformOutput(str(step / "transform_fn")).transformed_feature_spec()
+    train = _read_examples(step, "train", spec)
+    masked = [e for e in train if float(e["ranking_mask"]) == 0.0]
+    assert [(e["user_key"].numpy(), e["item_key"].numpy()) for e in masked] == [(b"u9", b"i9")]
+    assert (float(masked[0]["click"]), float(masked[0]["dwell_mask"])) == (1.0, 0.0)
+    shown = _read_examples(out / "preprocess", "train", spec)
+    assert all(float(e["ranking_mask"]) == 1.0 for e in shown)

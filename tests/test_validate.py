@@ -209,3 +209,18 @@ def test_too_many_bad_rows_stop_the_job_after_writing_the_dead_letters(tmp_path)
     assert "fraction 0.2500" in message and "data.max_bad_fraction=0.01" in message
     assert str(tmp_path / "validate" / "dead_letter") in message
     assert (tmp_path / "validate" / "counts.json").exists()
+
+
+def test_too_many_bad_side_table_rows_stop_the_job_naming_the_table(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write_csv(raw / "events.csv", [v for v, _, _ in GOOD])
+    users = ["user_id,country,age_bucket,signup_ts", "u1,DE,25-34,", ",FR,18-24,", ",JP,,"]
+    (raw / "users.csv").write_text("\n".join(users) + "\n")
+    with pytest.raises(BadInputError) as error:
+        run_validate(Config(), raw, tmp_path / "validate", beam_args=IN_PROCESS)
+    message = str(error.value)
+    assert "2 of 3 users rejected (empty_id=2)" in message
+    assert "fraction 0.6667" in message and "data.max_bad_fraction=0.01" in message
+    counts = json.loads((tmp_path / "validate" / "counts.json").read_text())
+    assert (counts["users_read"], counts["users_rejected"]) == (3, 2)
