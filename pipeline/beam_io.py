@@ -14,6 +14,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from features import readers, schema
+from pipeline.arrow_coder import RecordBatch
 
 PROVENANCE_FIELDS = (
     pa.field(readers.FILE_COLUMN, pa.string()),
@@ -63,7 +64,10 @@ def ReadParquetBatches(  # noqa: N802
     return (
         pipeline
         | "ReadParquet" >> beam.io.ReadFromParquetBatched(pattern)
-        | "ToBatches" >> beam.FlatMap(lambda t: (b for b in t.to_batches() if b.num_rows))
+        | "ToBatches"
+        >> beam.FlatMap(lambda t: (b for b in t.to_batches() if b.num_rows)).with_output_types(
+            RecordBatch
+        )
     )
 
 

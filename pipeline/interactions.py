@@ -159,7 +159,7 @@ def FirstRowPerItem(  # noqa: N802
     """Catalogue rows: the item columns of each item's first row (smallest _file, _row)."""
     return (
         rows
-        | "BucketByItem" >> beam.FlatMap(keyed.split_by_bucket, ["item_id"], buckets)
+        | "BucketByItem" >> keyed.BucketBatches(["item_id"], buckets)
         | "GroupItems" >> beam.GroupByKey()
         | "FirstRows" >> beam.FlatMap(_first_rows, list(columns))
     )

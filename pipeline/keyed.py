@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrow_coder import RecordBatch
+
 DEFAULT_BUCKETS = 64
 ROWS_PER_BUCKET = 25_000
 MIN_BUCKETS, MAX_BUCKETS = 8, 4096
@@ -82,16 +84,48 @@ def group_tables(
     return {name: concat(grouped.get(name, ()), schemas[name]) for name in schemas}
 
 
+def _tag(element: tuple[int, pa.RecordBatch], name: str) -> tuple[int, tuple[str, pa.RecordBatch]]:
+    return element[0], (name, element[1])
+
+
+def _collect(element, names: Sequence[str]) -> tuple[int, dict[str, list[pa.RecordBatch]]]:
+    bucket, tagged = element
+    grouped: dict[str, list[pa.RecordBatch]] = {name: [] for name in names}
+    for name, batch in tagged:
+        grouped[name].append(batch)
+    return bucket, grouped
+
+
 @beam.ptransform_fn
-def CoGroupBatches(  # noqa: N802 (Beam transform names are CamelCase)
+def BucketBatches(  # noqa: N802 (Beam transform names are CamelCase)
+    batches: beam.PCollection, keys: Sequence[str], buckets: int
+) -> beam.PCollection:
+    """(bucket, rows of that bucket) pieces of every batch, typed for the Arrow coder."""
+    return batches | "Split" >> beam.FlatMap(split_by_bucket, keys, buckets).with_output_types(
+        tuple[int, RecordBatch]
+    )
+
+
+@beam.ptransform_fn
+def CoGroupBatches(  # noqa: N802
     inputs: Mapping[str, beam.PCollection], keys: Sequence[str], buckets: int
 ) -> beam.PCollection:
     """CoGroupByKey of RecordBatch PCollections on the hash bucket of `keys`.
 
-    Returns (bucket, {input name: [batches]}) per non-empty bucket.
+    Returns (bucket, {input name: [batches]}) per non-empty bucket. Built from Flatten and
+    GroupByKey rather than `beam.CoGroupByKey` so that the shuffled values keep a type hint
+    and travel with the Arrow coder.
     """
-    bucketed = {
-        name: batches | f"Bucket[{name}]" >> beam.FlatMap(split_by_bucket, keys, buckets)
+    tagged = [
+        batches
+        | f"Bucket[{name}]" >> BucketBatches(keys, buckets)
+        | f"Tag[{name}]"
+        >> beam.Map(_tag, name).with_output_types(tuple[int, tuple[str, RecordBatch]])
         for name, batches in inputs.items()
-    }
-    return bucketed | "CoGroup" >> beam.CoGroupByKey()
+    ]
+    return (
+        tagged
+        | "Flatten" >> beam.Flatten()
+        | "Group" >> beam.GroupByKey()
+        | "Collect" >> beam.Map(_collect, list(inputs))
+    )

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from features.declarations import JOINED_COLUMNS, Dtype, FeatureSet
 from features.preprocessing import neutral_default, preprocessing_fn
+from pipeline.arrow_coder import RecordBatch
 from pipeline.tfrecord_sink import WriteRecordBatches
 
 _ARROW_TYPES = {Dtype.STRING: pa.large_binary(), Dtype.INT: pa.int64(), Dtype.FLOAT: pa.float32()}
@@ -96,7 +97,8 @@ def TransformAndWrite(  # noqa: N802
 
     config = tensor_adapter_config(columns)
     inputs = {
-        name: batches | f"ToTft[{name}]" >> beam.Map(to_tft_batch, columns)
+        name: batches
+        | f"ToTft[{name}]" >> beam.Map(to_tft_batch, columns).with_output_types(RecordBatch)
         for name, batches in splits.items()
     }
     fn = functools.partial(preprocessing_fn, feature_set=feature_set)

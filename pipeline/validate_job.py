@@ -109,7 +109,7 @@ def DropDuplicates(  # noqa: N802
     """One row per `table.key` (main), `duplicates` records and `counts` dicts."""
     return (
         accepted
-        | "BucketByKey" >> beam.FlatMap(keyed.split_by_bucket, [table.key], buckets)
+        | "BucketByKey" >> keyed.BucketBatches([table.key], buckets)
         | "GroupBucket" >> beam.GroupByKey()
         | "KeepFirst"
         >> beam.ParDo(_DedupeBucketFn(table)).with_outputs("duplicates", "counts", main="kept")
