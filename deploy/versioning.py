@@ -57,6 +57,7 @@ def publish_version(
     model_dir: pathlib.Path,
     write: Callable[[pathlib.Path], None],
     verify: Callable[[pathlib.Path], None],
+    min_version: int = 1,
 ) -> pathlib.Path:
     """Writes, verifies and atomically publishes a new version; returns its directory.
 
@@ -64,6 +65,8 @@ def publish_version(
       model_dir: `<export_root>/<model_name>`; created if missing.
       write: fills the (empty, existing) directory it is given with the complete version.
       verify: raises if the written directory is not a correct version; nothing is published.
+      min_version: the smallest number the new version may take (to keep the versions of
+        models that are published together in step).
 
     Raises:
       RuntimeError: other exporters kept taking the version numbers; nothing is published.
@@ -76,18 +79,20 @@ def publish_version(
         write(tmp)
         verify(tmp)
         _fsync_tree(tmp)
-        return _rename_to_next_version(tmp, model_dir)
+        return _rename_to_next_version(tmp, model_dir, min_version)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _rename_to_next_version(tmp: pathlib.Path, model_dir: pathlib.Path) -> pathlib.Path:
+def _rename_to_next_version(
+    tmp: pathlib.Path, model_dir: pathlib.Path, min_version: int
+) -> pathlib.Path:
     # The number is taken at rename time, not at start, so concurrent exports of the same
     # model get distinct versions; renaming onto a non-empty directory fails, so a version
     # taken meanwhile by another exporter is never overwritten.
     for _ in range(_RENAME_ATTEMPTS):
-        target = model_dir / str(next_version(model_dir))
+        target = model_dir / str(max(next_version(model_dir), min_version))
         try:
             os.rename(tmp, target)
         except OSError:

@@ -16,7 +16,7 @@ import pathlib
 import shutil
 from typing import Any
 
-from deploy.versioning import publish_version
+from deploy.versioning import next_version, publish_version
 from pipeline.config import Config
 from pipeline.manifest import read, write_json
 
@@ -151,7 +151,8 @@ def push(
     """Publishes each model's exported version as the next version under `<serving_root>/<model>/`.
 
     Nothing is copied unless `blessed` or `force`. Every run exports its own version 1, so
-    the serving version is assigned here, as one more than the largest one served; the copy
+    the serving version is assigned here, as one more than the largest one served of any of
+    the models, so the models of one push share a version even after a push died halfway; the copy
     is written to a temporary sibling, checked file by file and renamed into place
     (`deploy.versioning.publish_version`), so TF Serving never sees half a model and an
     existing version is never overwritten.
@@ -171,12 +172,15 @@ def push(
                 f"push: model {name!r}: {src} is not an exported <model>/<integer version> "
                 "directory; run the export step first"
             )
+    roots = {name: pathlib.Path(serving_root) / name for name in sources}
+    version = max(next_version(root) for root in roots.values())
     pushed = {}
     for name, src in sources.items():
         target = publish_version(
-            pathlib.Path(serving_root) / name,
+            roots[name],
             write=functools.partial(shutil.copytree, src, dirs_exist_ok=True),
             verify=functools.partial(_check_same_files, src),
+            min_version=version,
         )
         pushed[name] = str(target)
     return pushed

@@ -167,7 +167,10 @@ def _check_users_file(path: pathlib.Path) -> None:
 
         columns = pq.read_schema(path).names
     elif path.suffix == ".csv":
-        columns = path.open().readline().strip().split(",")
+        import csv
+
+        with path.open(newline="") as handle:
+            columns = next(csv.reader(handle), [])
     else:
         raise ValueError(f"--users {path}: expected a .parquet or .csv file with a user_id column")
     if "user_id" not in columns:

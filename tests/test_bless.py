@@ -1,6 +1,7 @@
 """The blessing gate: thresholds, regression against the last blessed model, and push."""
 
 import json
+import pathlib
 
 import pytest
 
@@ -115,6 +116,16 @@ def test_each_push_publishes_the_next_serving_version_and_never_overwrites(tmp_p
     )
     assert (serving / "mtlrec_ranker" / "2" / "saved_model.pb").read_bytes() == b"different"
     assert sorted(p.name for p in (serving / "mtlrec_ranker").iterdir()) == ["1", "2"]
+
+
+def test_models_of_one_push_share_a_version_after_a_push_died_halfway(tmp_path):
+    serving = tmp_path / "serving"
+    bless.push(_export(tmp_path), serving, blessed=True)
+    # A push that died after publishing only the ranker left it one version ahead.
+    (serving / "mtlrec_ranker" / "2").mkdir()
+    pushed = bless.push(_export(tmp_path / "next"), serving, blessed=True)
+    assert {pathlib.Path(path).name for path in pushed.values()} == {"3"}
+    assert len(pushed) > 1
 
 
 def test_push_rejects_a_non_version_directory(tmp_path):

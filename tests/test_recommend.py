@@ -100,3 +100,15 @@ def test_users_file_without_user_id_is_one_clear_error(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"mtlrec: error: --users {users}: no user_id column; columns: ['uid']\n"
     )
+
+
+def test_csv_users_header_is_parsed_as_csv(tmp_path):
+    from pipeline.recommend import _check_users_file
+
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('"country, region","user_id"\n"DE, BY",u1\n')
+    _check_users_file(quoted)
+    missing = tmp_path / "missing.csv"
+    missing.write_text('"user_id, legacy",x\n')
+    with pytest.raises(ValueError, match=r"no user_id column; columns: \['user_id, legacy', 'x'\]"):
+        _check_users_file(missing)
