@@ -13,6 +13,7 @@ size in the same run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pathlib
 import shutil
@@ -68,7 +69,7 @@ def measure(variant: str, raw_dir: pathlib.Path, work: pathlib.Path, beam_args) 
 
 
 def ratios(rows: list[dict]) -> dict:
-    """mtlrec's events/s against each baseline's, per size; memory growth with size."""
+    """mtlrec's events/s against each baseline's, per size; memory growth between sizes."""
     by = {(r["events"], r["variant"]): r for r in rows}
     sizes = sorted({r["events"] for r in rows})
     out: dict = {}
@@ -81,12 +82,12 @@ def ratios(rows: list[dict]) -> dict:
                     out[f"{mine}_vs_{base}@{n}"] = (
                         by[(n, mine)]["events_per_s"] / by[(n, base)]["events_per_s"]
                     )
-    if len(sizes) > 1:
+    for small, large in itertools.pairwise(sizes):
         for variant in VARIANTS:
-            if (sizes[0], variant) in by and (sizes[-1], variant) in by:
-                first, last = by[(sizes[0], variant)], by[(sizes[-1], variant)]
-                out[f"peak_tree_rss_growth_{variant}_{sizes[0]}_to_{sizes[-1]}"] = (
-                    last["peak_tree_rss_mb"] / first["peak_tree_rss_mb"]
+            if (small, variant) in by and (large, variant) in by:
+                out[f"peak_tree_rss_growth_{variant}_{small}_to_{large}"] = (
+                    by[(large, variant)]["peak_tree_rss_mb"]
+                    / by[(small, variant)]["peak_tree_rss_mb"]
                 )
     return out
 

@@ -81,12 +81,15 @@ def _accepted(kept: pa.Table) -> dict[str, int]:
 
 def _duplicate_records(kept: pa.Table, dropped: pa.Table, key: str) -> list[dict]:
     """Where every dropped copy came from and which copy was kept instead."""
+    columns = [key, *ORDER_COLUMNS]
+    # Only the kept rows of duplicated keys: a bucket has many rows and few duplicates.
+    originals = kept.filter(pc.is_in(kept.column(key), value_set=dropped.column(key)))
     kept_at = {
         r[key]: (r[readers.FILE_COLUMN], r[readers.ROW_COLUMN])
-        for r in kept.select([key, *ORDER_COLUMNS]).to_pylist()
+        for r in originals.select(columns).to_pylist()
     }
     records = []
-    for row in dropped.select([key, *ORDER_COLUMNS]).to_pylist():
+    for row in dropped.select(columns).to_pylist():
         kept_file, kept_row = kept_at[row[key]]
         records.append({**row, "kept_file": kept_file, "kept_row": kept_row})
     return records
