@@ -53,6 +53,28 @@ def test_regression_in_seconds_on_masked_rows():
     assert task_metrics.regression_keys("rating") == ("rmse", "mae")
 
 
+def test_retrieval_only_rows_are_left_out_of_ranking_metrics():
+    columns = {
+        "user_key": np.array(["u1", "u1", "u2", "u2", "u2"], dtype=object),
+        "click": np.array([1.0, 0, 1, 1, 0]),
+        "ranking_mask": np.array([1.0, 1, 0, 1, 1]),
+        "dwell": np.log1p(np.array([10.0, 0, 50, 4, 0])),
+        "dwell_mask": np.array([1.0, 0, 0, 1, 0]),
+    }
+    click = TaskConfig(name="click", kind="binary", label="click")
+    # Row 2 is an orphan click (mask 0) scored low: it would cost a win if it were ranked.
+    predictions = np.array([0.9, 0.2, 0.1, 0.6, 0.3])
+    metrics, counts = task_metrics.ranking_task(click, columns, predictions, ALL, ece_bins=20)
+    assert metrics["auc"] == pytest.approx(1.0)
+    assert counts["rows"] == 4
+    columns["dwell_mask"] = np.array([1.0, 0, 1, 1, 0])
+    dwell, dwell_counts = task_metrics.ranking_task(
+        DWELL, columns, np.log1p(np.array([12.0, 0, 0, 4, 0])), ALL, ece_bins=20
+    )
+    assert dwell["rmse_s"] == pytest.approx(math.sqrt(4 / 2))
+    assert dwell_counts == {"rows": 2}
+
+
 def test_empty_subset_gives_nulls_not_errors():
     columns = {"dwell": np.zeros(2), "dwell_mask": np.zeros(2)}
     metrics, counts = task_metrics.ranking_task(
@@ -100,6 +122,8 @@ def test_labels_to_read_and_relevance_rule():
     )
     available = {"click", "dwell", "dwell_mask", "user_key"}
     assert _labels(tasks, available) == (["click", "dwell", "dwell_mask"], "click")
+    with_mask = available | {"ranking_mask"}
+    assert _labels(tasks, with_mask) == (["click", "dwell", "dwell_mask", "ranking_mask"], "click")
     with pytest.raises(ValueError, match=r"no label column\(s\) \['dwell_mask'\]"):
         _labels(tasks, {"click", "dwell"})
     ratings = (
