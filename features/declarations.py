@@ -133,7 +133,8 @@ JOINED_COLUMNS: dict[str, Dtype] = {
 }
 
 # 1 on examples of a shown impression, 0 on retrieval-only examples (orphan clicks, SPEC §5):
-# the ranking tasks weigh their rows by it. Absent when the data has no `impression` column.
+# the ranking tasks weigh their rows by it. Only present when orphan clicks are examples
+# (`data.orphan_clicks_to_retrieval`).
 RANKING_MASK = "ranking_mask"
 
 # Raw values passed through untransformed, for evaluation (GAUC per user, slices).

@@ -27,6 +27,23 @@ def _mean_over(total: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     return tf.math.divide_no_nan(total, tf.reduce_sum(tf.cast(weights, tf.float32)))
 
 
+def _weighted_mean_loss(
+    task: tfrs.tasks.Ranking,
+    labels: tf.Tensor,
+    predictions: tf.Tensor,
+    weights: tf.Tensor,
+    compute_metrics: bool,
+) -> tf.Tensor:
+    """The ranking task's loss averaged over the rows by weight (its metrics weigh alike)."""
+    total = task(
+        _column(labels),
+        _column(predictions),
+        sample_weight=_column(weights),
+        compute_metrics=compute_metrics,
+    )
+    return _mean_over(total, weights)
+
+
 class RetrievalTask(tf.keras.layers.Layer):
     """Two-tower in-batch softmax; row weights pick the positive pairs (e.g. clicks)."""
 
@@ -87,13 +104,7 @@ class BinaryTask(tf.keras.layers.Layer):
     ) -> tf.Tensor:
         """Mean BCE over the rows; `weights` (0/1) leaves rows out (e.g. retrieval-only)."""
         weights = tf.ones_like(logits) if weights is None else tf.cast(weights, tf.float32)
-        total = self.task(
-            _column(labels),
-            _column(logits),
-            sample_weight=_column(weights),
-            compute_metrics=compute_metrics,
-        )
-        return _mean_over(total, weights)
+        return _weighted_mean_loss(self.task, labels, logits, weights, compute_metrics)
 
     @property
     def task_metrics(self) -> list[tf.keras.metrics.Metric]:
@@ -124,13 +135,7 @@ class EsmmTask(tf.keras.layers.Layer):
         weights = (
             tf.ones_like(parent_probability) if weights is None else tf.cast(weights, tf.float32)
         )
-        total = self.task(
-            _column(labels),
-            joint,
-            sample_weight=_column(weights),
-            compute_metrics=compute_metrics,
-        )
-        return _mean_over(total, weights)
+        return _weighted_mean_loss(self.task, labels, joint, weights, compute_metrics)
 
     @property
     def task_metrics(self) -> list[tf.keras.metrics.Metric]:
@@ -157,13 +162,7 @@ class MaskedRegressionTask(tf.keras.layers.Layer):
         # Masked labels may be NaN or arbitrary: zero them so they cannot leak through 0 * NaN.
         mask = tf.cast(mask, tf.float32)
         labels = tf.where(mask > 0, tf.cast(labels, tf.float32), tf.zeros_like(mask))
-        total = self.task(
-            _column(labels),
-            _column(predictions),
-            sample_weight=_column(mask),
-            compute_metrics=compute_metrics,
-        )
-        return _mean_over(total, mask)
+        return _weighted_mean_loss(self.task, labels, predictions, mask, compute_metrics)
 
     @property
     def task_metrics(self) -> list[tf.keras.metrics.Metric]:

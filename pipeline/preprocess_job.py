@@ -147,7 +147,11 @@ def build_preprocess_pipeline(
         | "SplitTs" >> beam.Map(split_ts, settings.split_ts, settings.eval_fraction)
     )
     splits = examples | "SplitByTime" >> SplitByTime(beam.pvalue.AsSingleton(boundary))
-    columns = input_columns(settings.feature_set, set(examples_schema.names))
+    available = set(examples_schema.names)
+    if not settings.orphan_clicks_to_retrieval:
+        # Every example is an impression: no ranking mask to carry or to weigh by.
+        available.discard("impression")
+    columns = input_columns(settings.feature_set, available)
     transform_counts = {"train": splits.train, "eval": splits.eval} | "Transform" >> (
         TransformAndWrite(settings.feature_set, columns, str(step_dir))
     )
