@@ -30,12 +30,12 @@ class _LabelBucketFn(beam.DoFn):
         self._attribution_window_ms = attribution_window_ms
         self._with_users = with_users
         self._orphan_clicks_to_retrieval = orphan_clicks_to_retrieval
+        self._schemas = {"events": EVENTS_SCHEMA}
+        if with_users:
+            self._schemas["users"] = beam_io.typed_schema(schema.USERS)
 
     def process(self, element):
-        schemas = {"events": EVENTS_SCHEMA}
-        if self._with_users:
-            schemas["users"] = beam_io.typed_schema(schema.USERS)
-        tables = keyed.group_tables(element[1], schemas)
+        tables = keyed.group_tables(element[1], self._schemas)
         if tables["events"].num_rows == 0:
             return
         examples, counts = join.label_bucket(
