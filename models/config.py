@@ -100,6 +100,8 @@ class TrainingConfig(ConfigSection):
     """Cap on steps per epoch; null = the whole training split."""
     early_stopping_patience: int | None = pydantic.Field(default=2, ge=1)
     """Epochs without improvement of the eval loss before stopping; null = never stop early."""
+    steps_per_execution: int = pydantic.Field(default=16, ge=1)
+    """Joint steps run per compiled call (as in Keras): fewer Python round trips per step."""
     checkpoint_every_steps: int = pydantic.Field(default=200, ge=1)
     """Steps between checkpoints; a rerun after a crash resumes from the latest one."""
     shuffle_buffer: int = pydantic.Field(default=10_000, ge=1)

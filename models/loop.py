@@ -21,10 +21,6 @@ from models.metrics import evaluate
 from models.optim import TaskSampler, TrainStep, make_optimizer
 
 
-def _rows(strategy: tf.distribute.Strategy, batch: dict) -> int:
-    return sum(int(tf.shape(t)[0]) for t in strategy.experimental_local_results(batch["item_id"]))
-
-
 class Trainer:
     """Model, optimizer, steps and state of one run in `step_dir`, resumed if checkpointed."""
 
@@ -66,25 +62,40 @@ class Trainer:
         patience = self.cfg.early_stopping_patience
         return patience is not None and int(self.state.bad_epochs.numpy()) >= patience
 
+    def _chunk(self, remaining: int) -> int:
+        """Steps of the next compiled call: never past the epoch's end or a checkpoint."""
+        if self.sampler is not None:
+            return 1  # each alternating step draws its task
+        every = self.cfg.checkpoint_every_steps
+        to_checkpoint = every - int(self.state.step.numpy()) % every
+        return min(self.cfg.steps_per_execution, remaining, to_checkpoint)
+
     def train_epoch(self, data: tf.data.Dataset) -> tuple[dict[str, float], int, float]:
         """Runs the rest of the current epoch -> (mean train loss per task, rows, seconds)."""
         state, strategy = self.state, self.strategy
-        data = data.take(self.steps_per_epoch).skip(int(state.step_in_epoch.numpy()))
-        means: dict[str, tf.keras.metrics.Mean] = {}
+        done_before = int(state.step_in_epoch.numpy())
+        data = data.take(self.steps_per_epoch).skip(done_before)
+        batches = iter(strategy.experimental_distribute_dataset(data))
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        remaining = self.steps_per_epoch - done_before
         start, rows = time.perf_counter(), 0
-        for batch in strategy.experimental_distribute_dataset(data):
-            if self.sampler is None:
-                losses, _ = self.step_fn.joint(batch)
-            else:
-                losses, _ = self.step_fn.task(self.sampler.draw(), batch)
-            for name, value in losses.items():
-                means.setdefault(name, tf.keras.metrics.Mean()).update_state(value)
-            rows += _rows(strategy, batch)
-            state.step.assign_add(1)
-            state.step_in_epoch.assign_add(1)
+        while remaining > 0:
+            task = None if self.sampler is None else self.sampler.draw()
+            names = tuple(self.weights) if task is None else (task,)
+            result = self.step_fn.run_steps(batches, self._chunk(remaining), names, task)
+            if result.steps == 0:
+                break
+            for name, value in result.loss_sums.items():
+                sums[name] = sums.get(name, 0.0) + value
+                counts[name] = counts.get(name, 0) + result.steps
+            rows += result.rows
+            remaining -= result.steps
+            state.step.assign_add(result.steps)
+            state.step_in_epoch.assign_add(result.steps)
             if int(state.step.numpy()) % self.cfg.checkpoint_every_steps == 0:
                 state.save()
-        losses = {n: float(m.result()) for n, m in means.items()}
+        losses = {name: sums[name] / counts[name] for name in sums}
         return losses, rows, time.perf_counter() - start
 
     def end_epoch(self, train_loss: dict, rows: int, seconds: float, results: dict) -> dict:

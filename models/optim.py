@@ -9,6 +9,8 @@ state would otherwise move other tasks' weights even with a zero gradient.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -57,6 +59,24 @@ class TaskSampler:
         return self.names[index]
 
 
+def _batch_rows(strategy: tf.distribute.Strategy, batch: dict) -> tf.Tensor:
+    """Examples in a (distributed) batch: the leading dimension of a dense feature."""
+    for value in batch.values():
+        local = strategy.experimental_local_results(value)
+        if all(isinstance(t, tf.Tensor) for t in local):
+            return tf.add_n([tf.shape(t, out_type=tf.int64)[0] for t in local])
+    raise ValueError(f"batch {sorted(batch)} has no dense feature to count its rows by")
+
+
+@dataclasses.dataclass(frozen=True)
+class StepsResult:
+    """What `TrainStep.run_steps` did: summed loss of each task, steps and examples."""
+
+    loss_sums: dict[str, float]
+    steps: int
+    rows: int
+
+
 class TrainStep:
     """Compiled optimizer steps: `joint(batch)` on the weighted sum, `task(name, batch)` on one.
 
@@ -93,26 +113,67 @@ class TrainStep:
         )
         return losses, total
 
+    def _variables(self, task: str | None) -> list[tf.Variable]:
+        if task is None:
+            return self.model.trainable_variables
+        return self.model.variables_for_task(task)
+
+    def _distributed_step(self, batch, names, variables):
+        losses, total = self.strategy.run(self._replica_step, args=(batch, names, variables))
+        mean = tf.distribute.ReduceOp.MEAN
+        reduced = {k: self.strategy.reduce(mean, v, axis=None) for k, v in losses.items()}
+        return reduced, self.strategy.reduce(mean, total, axis=None)
+
     def _function(self, task: str | None):
         if task not in self._compiled:
             names = None if task is None else (task,)
-            variables = (
-                self.model.trainable_variables
-                if task is None
-                else self.model.variables_for_task(task)
-            )
+            variables = self._variables(task)
 
             @tf.function(reduce_retracing=True)
             def step(batch):
-                losses, total = self.strategy.run(
-                    self._replica_step, args=(batch, names, variables)
-                )
-                mean = tf.distribute.ReduceOp.MEAN
-                reduced = {k: self.strategy.reduce(mean, v, axis=None) for k, v in losses.items()}
-                return reduced, self.strategy.reduce(mean, total, axis=None)
+                return self._distributed_step(batch, names, variables)
 
             self._compiled[task] = step
         return self._compiled[task]
+
+    def _steps_function(self, names: tuple[str, ...], task: str | None):
+        key = ("steps", names, task)
+        if key not in self._compiled:
+            variables = self._variables(task)
+            step_names = None if task is None else (task,)
+
+            @tf.function
+            def run_steps(iterator, steps):
+                sums = {n: tf.constant(0.0) for n in names}
+                done = tf.constant(0, tf.int64)
+                rows = tf.constant(0, tf.int64)
+                for _ in tf.range(steps):
+                    optional = iterator.get_next_as_optional()
+                    if not optional.has_value():
+                        break
+                    batch = optional.get_value()
+                    losses, _ = self._distributed_step(batch, step_names, variables)
+                    sums = {n: sums[n] + losses[n] for n in names}
+                    done += 1
+                    rows += _batch_rows(self.strategy, batch)
+                return sums, done, rows
+
+            self._compiled[key] = run_steps
+        return self._compiled[key]
+
+    def run_steps(
+        self, iterator, steps: int, names: tuple[str, ...], task: str | None = None
+    ) -> StepsResult:
+        """Up to `steps` steps on the next batches of `iterator` in one compiled call.
+
+        Like Keras' `steps_per_execution`: the loop and the reads of the input run in the
+        graph, so Python is not on the path of every step. `names` are the losses to sum
+        (every task for a joint step); `task` trains that task alone (alternating training).
+        Stops early when the iterator runs out.
+        """
+        fn = self._steps_function(tuple(names), task)
+        sums, done, rows = fn(iterator, tf.constant(steps, tf.int32))
+        return StepsResult({n: float(v) for n, v in sums.items()}, int(done), int(rows))
 
     def joint(self, batch) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """One step on the weighted sum of every task's loss -> (task losses, total loss)."""

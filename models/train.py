@@ -67,6 +67,7 @@ def train(
             seed=cfg.seed + epoch,
             repeat=cfg.steps_per_epoch is not None,
             shuffle_buffer=cfg.shuffle_buffer,
+            passthrough=False,
         )
 
     def eval_data() -> tf.data.Dataset:

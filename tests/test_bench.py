@@ -173,23 +173,37 @@ def test_list_batch_wraps_each_value_in_a_one_element_list():
     assert batch.column("ts").to_pylist() == [[5], [6]]
 
 
-def test_time_steps_counts_rows_and_splits_time():
+def test_measure_times_the_steps_and_the_input_wait():
+    import time
+
     import tensorflow as tf
 
-    from bench.train import time_steps
+    from bench.train import IN_MEMORY_BATCHES, measure
 
-    data = tf.data.Dataset.from_tensor_slices({"item_id": tf.range(40, dtype=tf.int64)}).batch(4)
-    calls = []
+    def slow(batch):  # 20 ms to produce every batch: the input is the bottleneck
+        time.sleep(0.02)
+        return batch
 
-    def step(batch):
-        calls.append(int(batch["item_id"][0]))
-        return tf.constant(0.0)
+    data = tf.data.Dataset.range(10_000).batch(4).map(lambda b: tf.py_function(slow, [b], tf.int64))
+    seen = []
 
-    result = time_steps(data, step, steps=6, warmup=2)
-    assert calls == [0, 4, 8, 12, 16, 20, 24, 28]
+    def make_run(dataset):
+        batches = iter(dataset)
+
+        def run(steps):
+            seen.extend(int(next(batches)[0]) for _ in range(steps))
+
+        return run
+
+    result = measure(make_run, data, steps=6, warmup=2, batch_size=4)
+    # The real run takes batches in order; the in-memory run repeats the first 50 batches.
+    assert seen[:8] == [0, 4, 8, 12, 16, 20, 24, 28]
+    assert seen[8:] == [0, 4, 8, 12, 16, 20, 24, 28]
+    assert IN_MEMORY_BATCHES > 8
     assert result["rows"] == 24
-    assert 0.0 <= result["input_wait_fraction"] <= 1.0
     assert result["examples_per_s"] == pytest.approx(24 / result["seconds"])
+    assert result["input_wait_fraction"] > 0.5
+    assert result["in_memory_examples_per_s"] > result["examples_per_s"]
 
 
 def test_plain_dataset_reads_the_three_columns(tmp_path):
@@ -220,7 +234,7 @@ def test_plain_dataset_reads_the_three_columns(tmp_path):
 def test_plain_model_learns_which_users_click():
     import tensorflow as tf
 
-    from bench.train_plain import PlainTwoTaskModel, plain_step
+    from bench.train_plain import PlainTwoTaskModel, plain_step, plain_steps
 
     tf.keras.utils.set_random_seed(0)
     users = tf.range(64, dtype=tf.int64) % 8
@@ -231,8 +245,10 @@ def test_plain_model_learns_which_users_click():
     }
     model = PlainTwoTaskModel(n_users=8, n_items=16, dim=8)
     step = plain_step(model, learning_rate=0.05)
-    for _ in range(60):
+    for _ in range(30):
         step(batch)
+    # The other 30 steps in one compiled loop over an iterator.
+    plain_steps(step)(iter(tf.data.Dataset.from_tensors(batch).repeat()), tf.constant(30))
     u, i = model.user_embedding(batch["user_id"]), model.item_embedding(batch["item_id"])
     p = tf.sigmoid(tf.squeeze(model.click_head(tf.concat([u, i], axis=1)), 1)).numpy()
     clicked = batch["click"].numpy() > 0.5
@@ -326,9 +342,11 @@ def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
         "mtlrec",
         "mtlrec_two_tasks",
         "plain",
+        "plain_fused",
         "mtlrec_train",
     ]
     assert trained["rows"][1]["tasks"] == ["retrieval", "click"]
+    assert [r["steps_per_execution"] for r in trained["rows"][2:4]] == [1, 16]
     assert all(value > 0 for value in trained["ratios"].values())
     served = {(r["model"], r["catalogue_items"]): r for r in read("serving")["rows"]}
     assert served[("retriever", 1000)]["request_rows"] == 1

@@ -96,3 +96,35 @@ def test_task_sampler_follows_probabilities_and_seed():
     assert 0.72 < draws.count("a") / 2000 < 0.78
     again = TaskSampler(tasks, seed=5)
     assert [again.draw() for _ in range(2000)] == draws
+
+
+def _trained(mode: str, steps_in_one_call: bool):
+    """A fresh LinearTwoTask after 10 steps, one call per step or one call for all."""
+    tf.keras.utils.set_random_seed(3)
+    model = LinearTwoTask()
+    model.task_losses(next(iter(_dataset(1))))
+    optimizer = make_optimizer(TrainingConfig(learning_rate=0.02, clipnorm=None), 10)
+    optimizer.build(model.trainable_variables)
+    step = TrainStep(model, optimizer, tf.distribute.get_strategy())
+    task = None if mode == "joint" else "y2"
+    names = tuple(TRUTH) if task is None else (task,)
+    if steps_in_one_call:
+        result = step.run_steps(iter(_dataset(10)), 16, names, task)
+        return model, result.loss_sums, result.steps, result.rows
+    sums = dict.fromkeys(names, 0.0)
+    for batch in _dataset(10):
+        losses, _ = step.joint(batch) if task is None else step.task(task, batch)
+        sums = {n: sums[n] + float(losses[n]) for n in names}
+    return model, sums, 10, 640
+
+
+@pytest.mark.parametrize("mode", ["joint", "alternating"])
+def test_steps_in_one_call_equal_single_steps(mode):
+    one_call, sums, steps, rows = _trained(mode, steps_in_one_call=True)
+    single, expected_sums, _, _ = _trained(mode, steps_in_one_call=False)
+    # The iterator held 10 batches of 64: the call stops there although 16 were asked for.
+    assert (steps, rows) == (10, 640)
+    for name, value in expected_sums.items():
+        np.testing.assert_allclose(sums[name], value, rtol=1e-5, err_msg=name)
+    for got, want in zip(one_call.trainable_variables, single.trainable_variables, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, err_msg=got.name)
