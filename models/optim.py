@@ -96,7 +96,7 @@ class TrainStep:
         self.optimizer = optimizer
         self.strategy = strategy
         self.l2_embedding = l2_embedding
-        self._compiled: dict[str | None, tf.types.experimental.GenericFunction] = {}
+        self._compiled: dict[object, tf.types.experimental.GenericFunction] = {}
 
     def _replica_step(self, batch, names, variables):
         with tf.GradientTape() as tape:
