@@ -82,8 +82,7 @@ class Trainer:
         start, rows = time.perf_counter(), 0
         while remaining > 0:
             task = None if self.sampler is None else self.sampler.draw()
-            names = tuple(self.weights) if task is None else (task,)
-            result = self.step_fn.run_steps(batches, self._chunk(remaining), names, task)
+            result = self.step_fn.run_steps(batches, self._chunk(remaining), task)
             if result.steps == 0:
                 break
             for name, value in result.loss_sums.items():

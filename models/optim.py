@@ -1,7 +1,7 @@
 """Optimizers, learning-rate schedules and the training steps (joint and alternating).
 
 A step works on any model exposing `task_losses(batch, names, training=True)`, a
-`weighting` layer, `trainable_variables`, `variables_for_task(name)` and
+`weighting` layer (its `task_names` are the losses of a joint step), `trainable_variables`, `variables_for_task(name)` and
 `id_embedding_tables` (the L2-regularised tables). A step on one task applies gradients
 to that task's variables and the shared ones only: optimizers with momentum or Adam
 state would otherwise move other tasks' weights even with a zero gradient.
@@ -136,11 +136,12 @@ class TrainStep:
             self._compiled[task] = step
         return self._compiled[task]
 
-    def _steps_function(self, names: tuple[str, ...], task: str | None):
-        key = ("steps", names, task)
+    def _steps_function(self, task: str | None):
+        key = ("steps", task)
         if key not in self._compiled:
             variables = self._variables(task)
             step_names = None if task is None else (task,)
+            names = self.model.weighting.task_names if task is None else step_names
 
             @tf.function
             def run_steps(iterator, steps):
@@ -161,17 +162,15 @@ class TrainStep:
             self._compiled[key] = run_steps
         return self._compiled[key]
 
-    def run_steps(
-        self, iterator, steps: int, names: tuple[str, ...], task: str | None = None
-    ) -> StepsResult:
+    def run_steps(self, iterator, steps: int, task: str | None = None) -> StepsResult:
         """Up to `steps` steps on the next batches of `iterator` in one compiled call.
 
         Like Keras' `steps_per_execution`: the loop and the reads of the input run in the
-        graph, so Python is not on the path of every step. `names` are the losses to sum
-        (every task for a joint step); `task` trains that task alone (alternating training).
+        graph, so Python is not on the path of every step. A joint step sums every task's loss;
+        `task` trains that task alone (alternating training).
         Stops early when the iterator runs out.
         """
-        fn = self._steps_function(tuple(names), task)
+        fn = self._steps_function(task)
         sums, done, rows = fn(iterator, tf.constant(steps, tf.int32))
         return StepsResult({n: float(v) for n, v in sums.items()}, int(done), int(rows))
 

@@ -24,9 +24,10 @@ class FixedWeighting(tf.keras.layers.Layer):
     def __init__(self, weights: dict[str, float], *, name: str = "weighting") -> None:
         super().__init__(name=name)
         self.task_weights = dict(weights)
+        self.task_names = tuple(weights)
 
     def call(self, losses: dict[str, tf.Tensor]) -> tf.Tensor:
-        _check_names(losses, tuple(self.task_weights))
+        _check_names(losses, self.task_names)
         return tf.add_n([self.task_weights[t] * loss for t, loss in losses.items()])
 
     def current_weights(self) -> dict[str, float]:

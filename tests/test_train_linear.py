@@ -109,7 +109,7 @@ def _trained(mode: str, steps_in_one_call: bool):
     task = None if mode == "joint" else "y2"
     names = tuple(TRUTH) if task is None else (task,)
     if steps_in_one_call:
-        result = step.run_steps(iter(_dataset(10)), 16, names, task)
+        result = step.run_steps(iter(_dataset(10)), 16, task)
         return model, result.loss_sums, result.steps, result.rows
     sums = dict.fromkeys(names, 0.0)
     for batch in _dataset(10):
