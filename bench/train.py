@@ -59,14 +59,29 @@ def time_run(run, steps: int, warmup: int) -> float:
     return time.perf_counter() - start
 
 
-def measure(make_run, data, steps: int, warmup: int, batch_size: int) -> dict:
+def _runner(call, dataset, steps_per_call: int):
+    """`run(steps)`: `steps` steps on a fresh iterator of `dataset`, `steps_per_call` a call."""
+    batches = iter(dataset)
+
+    def run(steps: int) -> None:
+        while steps > 0:
+            steps -= call(batches, min(steps_per_call, steps))
+
+    return run
+
+
+def measure(call, data, *, steps: int, warmup: int, batch_size: int, steps_per_call: int) -> dict:
     """Examples/s on `data`, and the input wait: the share of that time the same steps
-    save when their batches are already in memory (`make_run(dataset)` -> `run(n)`)."""
-    seconds = time_run(make_run(data), steps, warmup)
+    save when their batches are already in memory.
+
+    `call(batches, n)` runs up to `n` steps on the iterator `batches` and returns how many.
+    """
+    seconds = time_run(_runner(call, data, steps_per_call), steps, warmup)
     in_memory = data.take(IN_MEMORY_BATCHES).cache()
     for _ in in_memory:  # fill the cache before the clock
         pass
-    in_memory_seconds = time_run(make_run(in_memory.repeat()), steps, warmup)
+    in_memory_run = _runner(call, in_memory.repeat(), steps_per_call)
+    in_memory_seconds = time_run(in_memory_run, steps, warmup)
     rows = steps * batch_size
     return {
         "rows": rows,
@@ -74,6 +89,7 @@ def measure(make_run, data, steps: int, warmup: int, batch_size: int) -> dict:
         "examples_per_s": rows / seconds,
         "input_wait_fraction": max(0.0, 1.0 - in_memory_seconds / seconds),
         "in_memory_examples_per_s": rows / in_memory_seconds,
+        "steps_per_execution": steps_per_call,
     }
 
 
@@ -117,24 +133,15 @@ def _step_product_model(
         shuffle_buffer=cfg.shuffle_buffer,
         passthrough=False,
     )
-
-    def make_run(dataset):
-        batches = iter(dataset)
-
-        def run(steps: int) -> None:
-            while steps > 0:
-                chunk = min(cfg.steps_per_execution, steps)
-                steps -= train_step.run_steps(batches, chunk, names).steps
-
-        return run
-
-    result = measure(make_run, data, size.steps, size.warmup, cfg.batch_size)
-    return {
-        **result,
-        "embedding_dim": model_cfg.embedding_dim,
-        "tasks": list(names),
-        "steps_per_execution": cfg.steps_per_execution,
-    }
+    result = measure(
+        lambda batches, n: train_step.run_steps(batches, n).steps,
+        data,
+        steps=size.steps,
+        warmup=size.warmup,
+        batch_size=cfg.batch_size,
+        steps_per_call=cfg.steps_per_execution,
+    )
+    return {**result, "embedding_dim": model_cfg.embedding_dim, "tasks": list(names)}
 
 
 def run_mtlrec(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> dict:
@@ -166,26 +173,22 @@ def _plain(preprocess_dir: pathlib.Path, size: Size, steps_per_call: int) -> dic
     step = plain_step(model, cfg.learning_rate)
     many = plain_steps(step)
 
-    def make_run(dataset):
-        batches = iter(dataset)
+    def call(batches, n: int) -> int:
+        if steps_per_call == 1:  # a Python loop: the batch comes through Python
+            float(step(next(batches)))
+        else:
+            float(many(batches, tf.constant(n)))
+        return n
 
-        def run(steps: int) -> None:
-            if steps_per_call == 1:
-                for _ in range(steps):
-                    float(step(next(batches)))
-                return
-            for start in range(0, steps, steps_per_call):
-                float(many(batches, tf.constant(min(steps_per_call, steps - start))))
-
-        return run
-
-    result = measure(make_run, data, size.steps, size.warmup, cfg.batch_size)
-    return {
-        **result,
-        "embedding_dim": model_cfg.embedding_dim,
-        "tasks": ["retrieval", "click"],
-        "steps_per_execution": steps_per_call,
-    }
+    result = measure(
+        call,
+        data,
+        steps=size.steps,
+        warmup=size.warmup,
+        batch_size=cfg.batch_size,
+        steps_per_call=steps_per_call,
+    )
+    return {**result, "embedding_dim": model_cfg.embedding_dim, "tasks": ["retrieval", "click"]}
 
 
 def run_plain(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> dict:

@@ -185,17 +185,16 @@ def test_measure_times_the_steps_and_the_input_wait():
         return batch
 
     data = tf.data.Dataset.range(10_000).batch(4).map(lambda b: tf.py_function(slow, [b], tf.int64))
-    seen = []
+    seen, calls = [], []
 
-    def make_run(dataset):
-        batches = iter(dataset)
+    def call(batches, n):
+        calls.append(n)
+        seen.extend(int(next(batches)[0]) for _ in range(n))
+        return n
 
-        def run(steps):
-            seen.extend(int(next(batches)[0]) for _ in range(steps))
-
-        return run
-
-    result = measure(make_run, data, steps=6, warmup=2, batch_size=4)
+    result = measure(call, data, steps=6, warmup=2, batch_size=4, steps_per_call=4)
+    # Warm-up, then the timed steps, at most 4 steps a call; once on data, once in memory.
+    assert calls == [2, 4, 2, 2, 4, 2]
     # The real run takes batches in order; the in-memory run repeats the first 50 batches.
     assert seen[:8] == [0, 4, 8, 12, 16, 20, 24, 28]
     assert seen[8:] == [0, 4, 8, 12, 16, 20, 24, 28]
