@@ -31,10 +31,13 @@ def _weighted_mean_loss(
     task: tfrs.tasks.Ranking,
     labels: tf.Tensor,
     predictions: tf.Tensor,
-    weights: tf.Tensor,
+    weights: tf.Tensor | None,
     compute_metrics: bool,
 ) -> tf.Tensor:
-    """The ranking task's loss averaged over the rows by weight (its metrics weigh alike)."""
+    """The ranking task's loss averaged over the rows by weight (its metrics weigh alike);
+    no weights weigh every row 1."""
+    if weights is None:
+        weights = tf.ones_like(predictions)
     total = task(
         _column(labels),
         _column(predictions),
@@ -103,7 +106,6 @@ class BinaryTask(tf.keras.layers.Layer):
         weights: tf.Tensor | None = None,
     ) -> tf.Tensor:
         """Mean BCE over the rows; `weights` (0/1) leaves rows out (e.g. retrieval-only)."""
-        weights = tf.ones_like(logits) if weights is None else tf.cast(weights, tf.float32)
         return _weighted_mean_loss(self.task, labels, logits, weights, compute_metrics)
 
     @property
@@ -132,9 +134,6 @@ class EsmmTask(tf.keras.layers.Layer):
     ) -> tf.Tensor:
         """Mean CTCVR BCE over the rows; `weights` (0/1) leaves rows out."""
         joint = _column(parent_probability) * _column(conditional_probability)
-        weights = (
-            tf.ones_like(parent_probability) if weights is None else tf.cast(weights, tf.float32)
-        )
         return _weighted_mean_loss(self.task, labels, joint, weights, compute_metrics)
 
     @property
