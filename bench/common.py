@@ -46,7 +46,7 @@ def format_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obj
     for row in cells:
         if len(row) != len(columns):
             raise ValueError(f"table {title!r}: row {row} has {len(row)} cells, expected {columns}")
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     line = "| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |"
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     body = [

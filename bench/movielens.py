@@ -37,7 +37,7 @@ TUTORIAL = {
     "rating-only": {"top100": 0.060, "rmse": 1.113},
     "retrieval-only": {"top100": 0.233, "rmse": None},
 }
-IN_PROCESS_BEAM = ["--runner=DirectRunner"]
+IN_PROCESS_BEAM = ["--runner=FnApiRunner"]
 
 
 def mtlrec(*args: str) -> None:

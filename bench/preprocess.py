@@ -30,7 +30,7 @@ DAYS = 14
 # The generator writes about 9.9 events per user per day (measured on its defaults).
 EVENTS_PER_USER_DAY = 9.9
 BEAM_ARGS = (
-    "--runner=DirectRunner",
+    "--runner=FnApiRunner",
     "--direct_running_mode=multi_processing",
     "--direct_num_workers=0",
 )

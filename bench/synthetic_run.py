@@ -12,7 +12,7 @@ import pathlib
 import shutil
 
 # Preparation is not what these benchmarks measure: one in-process Beam worker starts fastest.
-PREP_BEAM_ARGS = ("--runner=DirectRunner",)
+PREP_BEAM_ARGS = ("--runner=FnApiRunner",)
 SEED = 3
 
 

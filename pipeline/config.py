@@ -111,7 +111,7 @@ class RunnerConfig(ConfigSection):
     workdir: str = "mtlrec-work"
     """Directory of runs, the latest manifest, and by default the serving exports."""
     beam_args: tuple[str, ...] = (
-        "--runner=DirectRunner",
+        "--runner=FnApiRunner",
         "--direct_running_mode=multi_processing",
         "--direct_num_workers=0",
     )

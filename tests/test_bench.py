@@ -28,6 +28,14 @@ def test_format_table_rejects_a_short_row():
         common.format_table("T", ["a", "b"], [["only"]])
 
 
+def test_format_table_without_rows_is_the_header():
+    # A run of one baseline alone has no ratios to show.
+    assert common.format_table("T", ["ratio", "value"], []).splitlines()[2:] == [
+        "| ratio | value |",
+        "|-------|-------|",
+    ]
+
+
 def test_statistics_match_hand_computed_values():
     assert common.mean_std([1.0, 2.0, 3.0, 6.0]) == (3.0, math.sqrt(14.0 / 3.0))
     assert common.mean_std([5.0]) == (5.0, 0.0)
@@ -323,7 +331,7 @@ def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "RESULTS_DIR", results)
     work = str(tmp_path / "work")
     assert mmoe_paper.main(["--size", "tiny"]) == 0
-    in_process = "--beam-arg=--runner=DirectRunner"
+    in_process = "--beam-arg=--runner=FnApiRunner"
     assert preprocess.main(["--events", "1500", in_process, "--workdir", work]) == 0
     assert train.main(["--size", "tiny", "--workdir", work]) == 0
     assert serving.main(["--size", "tiny", "--workdir", work]) == 0

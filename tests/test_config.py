@@ -110,3 +110,18 @@ def test_partition_window_is_open_ended_where_a_bound_is_missing():
     assert load_config().data.partition_window() is None
     window = load_config(overrides=["data.start='2026-01-02'"]).data.partition_window()
     assert window == ("2026-01-02", "9999-12-31")
+
+
+def test_default_beam_runner_is_the_local_runner_on_every_core():
+    # Beam's DirectRunner first tries to download and run Prism, a different engine, on any
+    # machine with network access; the default names the runner it falls back to instead.
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import DirectOptions
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    from pipeline.preprocess import pipeline_options
+
+    options = pipeline_options(load_config(None))
+    assert isinstance(beam.Pipeline(options=options).runner, FnApiRunner)
+    direct = options.view_as(DirectOptions)
+    assert (direct.direct_running_mode, direct.direct_num_workers) == ("multi_processing", 0)

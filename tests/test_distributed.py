@@ -57,7 +57,11 @@ def preprocessed(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("dist")
     generate(root / "raw", users=500, items=100, days=8, seed=5, progress=False)
     config = load_config()
-    in_process = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    in_process = [
+        "--runner=FnApiRunner",
+        "--direct_running_mode=in_memory",
+        "--direct_num_workers=1",
+    ]
     run_validate(config, root / "raw", root / "validate", beam_args=in_process)
     run_preprocess(config, root / "validate", root / "preprocess", beam_args=in_process)
     return root

@@ -24,6 +24,7 @@ SMALL = [
     "--set", "training.batch_size=256",
     "--set", "evaluation.baselines=[popularity]",
     "--set", "evaluation.min_metrics={}",
+    "--runner=FnApiRunner",
     "--direct_running_mode=in_memory",
     "--direct_num_workers=1",
 ]  # fmt: skip

@@ -220,7 +220,11 @@ def _small_config(workdir, evaluation=None, **training):
         {
             "runner": {
                 "workdir": str(workdir),
-                "beam_args": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+                "beam_args": [
+                    "--runner=FnApiRunner",
+                    "--direct_running_mode=in_memory",
+                    "--direct_num_workers=1",
+                ],
             },
             "training": {
                 "epochs": 3,

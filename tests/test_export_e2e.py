@@ -28,7 +28,7 @@ from features.preprocessing import raw_feature_spec
 pytestmark = pytest.mark.slow
 
 ATOL = 1e-5
-BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 EXPORT = ExportConfig(top_k=5, retrieve_n=12, warmup_requests=6)
 UNSEEN = {"user_id": "user-never-seen", "item_id": "item-never-seen"}
 PROJECT = ("features", "models", "deploy", "pipeline", "bench", "tensorflow_transform")

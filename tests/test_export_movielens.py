@@ -64,7 +64,7 @@ def exported(tmp_path_factory):
     columns = tuple(rows[0])
     metadata = tft.DatasetMetadata.from_feature_spec(raw_feature_spec(columns))
     with (
-        beam.Pipeline(argv=["--direct_running_mode=in_memory"]) as p,
+        beam.Pipeline(argv=["--runner=FnApiRunner"]) as p,
         tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=root)),
     ):
         transform_fn = (p | beam.Create(rows[:45]), metadata) | tft_beam.AnalyzeDataset(

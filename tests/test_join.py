@@ -13,7 +13,7 @@ from features import schema
 from pipeline import beam_io
 from pipeline.join_beam import JoinLabels
 
-IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 S = 1000
 MIN = 60 * S
 HOUR = 60 * MIN

@@ -17,7 +17,7 @@ from pipeline.config import Config  # noqa: E402
 from pipeline.manifest import invariant_holds  # noqa: E402
 from pipeline.preprocess import run_preprocess, run_validate  # noqa: E402
 
-IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 MIN = 60_000
 DAY = 1440 * MIN
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
@@ -256,7 +256,11 @@ def test_multi_process_run_equals_in_process_run(generated):
     if not (out / "in_process").exists():
         run_validate(config, out / "raw", out / "validate", beam_args=IN_PROCESS)
         run_preprocess(config, out / "validate", out / "in_process", beam_args=IN_PROCESS)
-    multi = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    multi = [
+        "--runner=FnApiRunner",
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2",
+    ]
     run_validate(config, out / "raw", out / "validate_mp", beam_args=multi)
     run_preprocess(config, out / "validate_mp", out / "multi_process", beam_args=multi)
     in_process, multi_process = _outputs(out / "in_process"), _outputs(out / "multi_process")

@@ -151,7 +151,7 @@ def transform_output(tmp_path_factory):
     out = tmp_path_factory.mktemp("tft")
     metadata = tft.DatasetMetadata.from_feature_spec(raw_feature_spec(COLUMNS))
     with (
-        beam.Pipeline(argv=["--direct_running_mode=in_memory"]) as p,
+        beam.Pipeline(argv=["--runner=FnApiRunner"]) as p,
         tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=out)),
     ):
         transform_fn = (p | beam.Create(TRAIN), metadata) | tft_beam.AnalyzeDataset(

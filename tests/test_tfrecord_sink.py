@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.tfrecord_sink import WriteRecordBatches, frame_records, masked_crc32c
 
-IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 BATCHES = [[b"a", b"", b"ccc"], [], [bytes(range(256)) * 40], [b"x%d" % i for i in range(500)]]
 RECORDS = [r for batch in BATCHES for r in batch]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 DATA = {"users": 1000, "items": 200, "days": 14, "seed": 11}
 # ~100k training rows: without L2 the id embeddings overfit after 2-3 epochs and click AUC
 # stalls near 0.93 x oracle; L2 on the id tables and smaller batches (more steps) reach

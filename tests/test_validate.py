@@ -16,7 +16,7 @@ from pipeline.preprocess import BadInputError, run_validate
 from pipeline.validate import Window
 from pipeline.validate_job import DropDuplicates, ValidateRows
 
-IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 DAY = 86_400_000
 JAN2 = 1_704_153_600_000  # 2024-01-02 00:00 UTC
 COLUMNS = schema.EVENTS.column_names
