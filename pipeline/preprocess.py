@@ -16,7 +16,8 @@ from typing import Any
 from features import readers, schema
 from pipeline.config import Config
 
-VALIDATE_OUTPUTS = ("events", "items", "users", "dead_letter", "duplicates")
+RAW_TABLES = ("events", "items", "users")
+VALIDATE_OUTPUTS = (*RAW_TABLES, "dead_letter", "duplicates")
 COUNTS_JSON = "counts.json"
 
 
@@ -55,7 +56,7 @@ def _sources(config: Config, raw_dir: pathlib.Path) -> dict[str, Any]:
         return {contract.name: TableSource(files, contract, in_files)}
     dates = data.partition_window()
     sources = {}
-    for name in ("events", "items", "users"):
+    for name in RAW_TABLES:
         table = schema.TABLES[name]
         found = readers.discover(raw_dir, name, dates if name == "events" else None)
         if found:
@@ -122,6 +123,35 @@ def _check_bad_fraction(counts: dict[str, Any], limit: float) -> None:
             )
 
 
+def _start_validate(
+    config: Config, raw_dir: pathlib.Path, step_dir: pathlib.Path
+) -> tuple[dict[str, Any], str]:
+    """The tables to validate and the primary one's name; clears earlier outputs."""
+    from pipeline import beam_io
+
+    sources = _sources(config, raw_dir)
+    primary = next(iter(sources))
+    _fresh_dir(step_dir, (*VALIDATE_OUTPUTS, primary, COUNTS_JSON, beam_io.COUNTS_FILE))
+    return sources, primary
+
+
+def _finish_validate(config: Config, step_dir: pathlib.Path, primary: str) -> dict[str, Any]:
+    """Writes `counts.json` from the job's totals, then applies `data.max_bad_fraction`."""
+    from pipeline import beam_io
+
+    totals = beam_io.take_counts(step_dir)
+    counts = _validate_counts(totals, primary, step_dir / "dead_letter")
+    (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    _check_bad_fraction(counts, config.data.max_bad_fraction)
+    return counts
+
+
+def _window(config: Config):
+    from pipeline.validate import Window
+
+    return Window.from_dates(config.data.start, config.data.end)
+
+
 def run_validate(
     config: Config,
     raw_dir: pathlib.Path,
@@ -137,22 +167,13 @@ def run_validate(
     """
     import apache_beam as beam
 
-    from pipeline import beam_io
-    from pipeline.validate import Window
     from pipeline.validate_job import build_validate_pipeline
 
     raw_dir, step_dir = pathlib.Path(raw_dir), pathlib.Path(step_dir)
-    window = Window.from_dates(config.data.start, config.data.end)
-    sources = _sources(config, raw_dir)
-    primary = next(iter(sources))
-    _fresh_dir(step_dir, (*VALIDATE_OUTPUTS, primary, COUNTS_JSON, beam_io.COUNTS_FILE))
+    sources, primary = _start_validate(config, raw_dir, step_dir)
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
-        build_validate_pipeline(p, sources, step_dir, window, _validate_buckets(sources))
-    totals = beam_io.take_counts(step_dir)
-    counts = _validate_counts(totals, primary, step_dir / "dead_letter")
-    (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
-    _check_bad_fraction(counts, config.data.max_bad_fraction)
-    return counts
+        build_validate_pipeline(p, sources, step_dir, _window(config), _validate_buckets(sources))
+    return _finish_validate(config, step_dir, primary)
 
 
 PREPROCESS_OUTPUTS = ("transform_fn", "catalog.parquet", "eval_sample.parquet", "tmp")
@@ -171,9 +192,8 @@ PREPROCESS_COUNT_KEYS = (
 )
 
 
-def _preprocess_settings(config: Config, validated: dict[str, Any]):
+def _preprocess_settings(config: Config, buckets: int, columns: Sequence[str] = ()):
     from features.declarations import feature_set
-    from pipeline.keyed import buckets_for
     from pipeline.preprocess_job import PreprocessSettings
 
     labels = tuple(t.label for t in config.tasks if t.label is not None)
@@ -185,16 +205,42 @@ def _preprocess_settings(config: Config, validated: dict[str, Any]):
         split_ts=data.split_ts,
         eval_fraction=data.eval_fraction,
         interactions_table=None if data.interactions is None else data.interactions.table,
-        interactions_columns=tuple(validated.get("columns", ())),
-        buckets=buckets_for(sum(validated["accepted"].values())),
+        interactions_columns=tuple(columns),
+        buckets=buckets,
         orphan_clicks_to_retrieval=data.orphan_clicks_to_retrieval,
     )
 
 
-def _clear_shards(step_dir: pathlib.Path) -> None:
+def _start_preprocess(step_dir: pathlib.Path) -> None:
+    """Clears this step's earlier outputs, shards included."""
+    from pipeline import beam_io
+
+    _fresh_dir(step_dir, (*PREPROCESS_OUTPUTS, COUNTS_JSON, beam_io.COUNTS_FILE))
     for pattern in ("train-*.tfrecord.gz", "eval-*.tfrecord.gz"):
         for path in step_dir.glob(pattern):
             path.unlink()
+
+
+def _finish_preprocess(step_dir: pathlib.Path) -> dict[str, Any]:
+    """Writes `counts.json` from the job's totals."""
+    from pipeline import beam_io
+
+    shutil.rmtree(step_dir / "tmp", ignore_errors=True)
+    totals = beam_io.take_counts(step_dir)
+    counts = {key: totals.get(key, 0) for key in PREPROCESS_COUNT_KEYS}
+    counts["split_ts"] = totals["split_ts"]
+    (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    return counts
+
+
+def check_impressions(validated: dict[str, Any], validate_dir: pathlib.Path) -> None:
+    """Raises ValueError when validation accepted no impression (nothing to train on)."""
+    accepted = validated.get("accepted", {})
+    if not (accepted.get("impression") or accepted.get("interactions")):
+        raise ValueError(
+            f"{validate_dir}: no accepted impressions, nothing to train on; check the "
+            f"dead-letter output in {validate_dir / 'dead_letter'}"
+        )
 
 
 def run_preprocess(
@@ -212,35 +258,87 @@ def run_preprocess(
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
 
-    from pipeline import beam_io
-    from pipeline.preprocess_job import build_preprocess_pipeline
+    from pipeline.keyed import buckets_for
+    from pipeline.preprocess_job import build_preprocess_pipeline, read_validated
 
     validate_dir, step_dir = pathlib.Path(validate_dir), pathlib.Path(step_dir)
     counts_path = validate_dir / COUNTS_JSON
     if not counts_path.exists():
         raise ValueError(f"{counts_path} not found: run the validate step first")
     validated = json.loads(counts_path.read_text())
-    accepted = validated.get("accepted", {})
-    if not (accepted.get("impression") or accepted.get("interactions")):
-        raise ValueError(
-            f"{validate_dir}: no accepted impressions, nothing to train on; check the "
-            f"dead-letter output in {validate_dir / 'dead_letter'}"
-        )
-    settings = _preprocess_settings(config, validated)
-    _fresh_dir(step_dir, (*PREPROCESS_OUTPUTS, COUNTS_JSON, beam_io.COUNTS_FILE))
-    _clear_shards(step_dir)
+    check_impressions(validated, validate_dir)
+    buckets = buckets_for(sum(validated["accepted"].values()))
+    settings = _preprocess_settings(config, buckets, validated.get("columns", ()))
+    tables = (settings.interactions_table,) if settings.interactions_table else RAW_TABLES
+    _start_preprocess(step_dir)
     with (
         tft_beam.Context(temp_dir=str(step_dir / "tmp")),
         beam.Pipeline(options=pipeline_options(config, beam_args)) as p,
     ):
-        build_preprocess_pipeline(p, validate_dir, step_dir, settings)
-    shutil.rmtree(step_dir / "tmp", ignore_errors=True)
-    totals = beam_io.take_counts(step_dir)
-    counts = {key: totals.get(key, 0) for key in PREPROCESS_COUNT_KEYS}
-    counts["split_ts"] = totals["split_ts"]
-    (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+        build_preprocess_pipeline(p, read_validated(p, validate_dir, tables), step_dir, settings)
+    counts = _finish_preprocess(step_dir)
     check_training_examples(counts, config)
     return counts
+
+
+def _scoped(begin, build, *args):
+    """`build(pipeline, *args)` applied inside this composite: its labels get a prefix, so two
+    jobs' builders that name their steps alike fit in one pipeline."""
+    return build(begin.pipeline, *args) or {}
+
+
+def run_validate_and_preprocess(
+    config: Config,
+    raw_dir: pathlib.Path,
+    validate_dir: pathlib.Path,
+    preprocess_dir: pathlib.Path,
+    beam_args: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`run_validate` and `run_preprocess` as one Beam job: (validate counts, preprocess counts).
+
+    What `mtlrec run` does when both steps are due: one job start-up instead of two, and the
+    deduplicated rows go straight to the join instead of through Parquet. Both directories
+    get the outputs the two steps write alone.
+
+    Raises:
+      BadInputError: as `run_validate` (the preprocess outputs are then not to be used).
+      ValueError: pre-joined interactions (their preprocessing depends on which columns the
+        validated data has: run the two steps), no events files, or an unreadable file.
+    The preprocess step's own checks are left to the caller (`check_preprocessed`).
+    """
+    import apache_beam as beam
+    import tensorflow_transform.beam as tft_beam
+
+    from pipeline.preprocess_job import build_preprocess_pipeline
+    from pipeline.validate_job import build_validate_pipeline
+
+    _Scoped = beam.ptransform_fn(_scoped)  # noqa: N806 (a Beam transform)
+    if config.data.interactions is not None:
+        raise ValueError("pre-joined interactions: run run_validate, then run_preprocess")
+    raw_dir, validate_dir = pathlib.Path(raw_dir), pathlib.Path(validate_dir)
+    preprocess_dir = pathlib.Path(preprocess_dir)
+    sources, primary = _start_validate(config, raw_dir, validate_dir)
+    buckets = _validate_buckets(sources)
+    _start_preprocess(preprocess_dir)
+    with (
+        tft_beam.Context(temp_dir=str(preprocess_dir / "tmp")),
+        beam.Pipeline(options=pipeline_options(config, beam_args)) as p,
+    ):
+        kept = p | "Validate" >> _Scoped(
+            build_validate_pipeline, sources, validate_dir, _window(config), buckets
+        )
+        settings = _preprocess_settings(config, buckets)
+        _ = p | "Preprocess" >> _Scoped(build_preprocess_pipeline, kept, preprocess_dir, settings)
+    validated = _finish_validate(config, validate_dir, primary)
+    return validated, _finish_preprocess(preprocess_dir)
+
+
+def check_preprocessed(
+    config: Config, validated: dict[str, Any], counts: dict[str, Any], validate_dir: pathlib.Path
+) -> None:
+    """The checks `run_preprocess` makes, for counts of `run_validate_and_preprocess`."""
+    check_impressions(validated, validate_dir)
+    check_training_examples(counts, config)
 
 
 def check_training_examples(counts: dict[str, Any], config: Config) -> None:

@@ -1,15 +1,17 @@
 """The preprocess Beam pipeline: join → label → split → transform → write (SPEC §5, §6).
 
-Reads the validate step's Parquet, joins labels and side tables with keyed CoGroupByKey
-stages, splits by time, runs tf.Transform (analysers on the train split only) and writes
-`train-*` / `eval-*` gzip tf.Examples, `transform_fn/`, `catalog.parquet`,
-`eval_sample.parquet` and `_counts.json` into the step directory.
+Takes the validated tables (the validate step's Parquet, or the validate job's outputs when
+both steps run as one job), joins labels and side tables with keyed CoGroupByKey stages,
+splits by time, runs tf.Transform (analysers on the train split only) and writes `train-*` /
+`eval-*` gzip tf.Examples, `transform_fn/`, `catalog.parquet`, `eval_sample.parquet` and
+`_counts.json` into the step directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Mapping, Sequence
 
 import apache_beam as beam
 import pyarrow as pa
@@ -53,12 +55,22 @@ def catalogue_columns(feature_set: FeatureSet) -> list[str]:
     return [c for c in dict.fromkeys(sources) if c != "item_id" and c in schema.ITEMS.column_names]
 
 
-def _read(pipeline: beam.Pipeline, validate_dir: pathlib.Path, table: str) -> beam.PCollection:
-    files = sorted((validate_dir / table).glob("*.parquet"))
-    if not files:
-        return pipeline | f"No[{table}]" >> beam.Create([], reshuffle=False)
-    pattern = str(validate_dir / table / "*.parquet")
-    return pipeline | f"Read[{table}]" >> beam_io.ReadParquetBatches(pattern)
+def read_validated(
+    pipeline: beam.Pipeline, validate_dir: pathlib.Path, names: Sequence[str]
+) -> dict[str, beam.PCollection]:
+    """The validate step's Parquet tables as RecordBatch PCollections (empty when absent)."""
+    tables = {}
+    for name in names:
+        if any((validate_dir / name).glob("*.parquet")):
+            pattern = str(validate_dir / name / "*.parquet")
+            tables[name] = pipeline | f"Read[{name}]" >> beam_io.ReadParquetBatches(pattern)
+    return tables
+
+
+def _table(pipeline: beam.Pipeline, tables: Mapping[str, beam.PCollection], name: str):
+    if name in tables:
+        return tables[name]
+    return pipeline | f"No[{name}]" >> beam.Create([], reshuffle=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,12 +87,12 @@ class Examples:
 
 
 def _joined_events(
-    pipeline: beam.Pipeline, validate_dir: pathlib.Path, settings: PreprocessSettings
+    pipeline: beam.Pipeline, tables: Mapping[str, beam.PCollection], settings: PreprocessSettings
 ) -> Examples:
     """Examples of raw events: the label join (with the users table), then the items table."""
     buckets = settings.buckets
-    events = _read(pipeline, validate_dir, "events")
-    side = {t.name: _read(pipeline, validate_dir, t.name) for t in (schema.ITEMS, schema.USERS)}
+    events = _table(pipeline, tables, "events")
+    side = {t.name: _table(pipeline, tables, t.name) for t in (schema.ITEMS, schema.USERS)}
     joined = events | "JoinLabels" >> JoinLabels(
         settings.click_window_ms,
         settings.attribution_window_ms,
@@ -104,10 +116,10 @@ def _joined_events(
 
 
 def _interactions(
-    pipeline: beam.Pipeline, validate_dir: pathlib.Path, settings: PreprocessSettings
+    pipeline: beam.Pipeline, tables: Mapping[str, beam.PCollection], settings: PreprocessSettings
 ) -> Examples:
     """Examples of a pre-joined interactions table: every accepted row is one example."""
-    rows = _read(pipeline, validate_dir, settings.interactions_table)
+    rows = _table(pipeline, tables, settings.interactions_table)
     present = [c for c in JOINED_COLUMNS if c in settings.interactions_columns]
     if "dwell_s" in present and "has_dwell" not in present:
         present.append("has_dwell")
@@ -133,13 +145,17 @@ def _interactions(
 
 def build_preprocess_pipeline(
     pipeline: beam.Pipeline,
-    validate_dir: pathlib.Path,
+    tables: Mapping[str, beam.PCollection],
     step_dir: pathlib.Path,
     settings: PreprocessSettings,
 ) -> None:
-    """Adds the whole preprocess job to `pipeline` (apply inside a `tft_beam.Context`)."""
+    """Adds the whole preprocess job to `pipeline` (apply inside a `tft_beam.Context`).
+
+    `tables` holds the validated rows by table name (`read_validated`, or the validate job's
+    outputs when both run as one job); a missing side table is an empty one.
+    """
     build = _joined_events if settings.interactions_table is None else _interactions
-    source = build(pipeline, validate_dir, settings)
+    source = build(pipeline, tables, settings)
     examples, examples_schema = source.examples, source.schema
     boundary = (
         source.events

@@ -40,10 +40,15 @@ def parse_split_ts(value: str | int) -> int:
     return (parsed - EPOCH) // datetime.timedelta(milliseconds=1)
 
 
-def split_ts(ts_range: tuple[int, int], configured: str | int | None, eval_fraction: float) -> int:
-    """The train/eval boundary in ms (see the module docstring)."""
+def split_ts(
+    ts_range: tuple[int, int] | None, configured: str | int | None, eval_fraction: float
+) -> int:
+    """The train/eval boundary in ms (see the module docstring); 0 when there is no event
+    (a job whose every row was rejected still ends, so the rejection counts can stop it)."""
     if configured is not None:
         return parse_split_ts(configured)
+    if ts_range is None:
+        return 0
     low, high = ts_range
     # Exact arithmetic on the decimal the user wrote (0.2 -> 1/5): float products can land
     # one millisecond off when the fraction times the span is a whole number.

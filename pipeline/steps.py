@@ -25,6 +25,10 @@ class RunContext:
     raw_dir: pathlib.Path
     results: dict[str, dict[str, Any]]
     force_push: bool = False
+    validate_with_preprocess: bool = False
+    """Run validate and preprocess as one Beam job (both are due, and the data is events)."""
+    prepared: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Results of steps an earlier step's job already computed, by step name."""
 
     def step_dir(self, name: str) -> pathlib.Path:
         return self.run_dir / name
@@ -44,15 +48,25 @@ class Step:
 
 
 def _validate(ctx: RunContext) -> dict[str, Any]:
-    from pipeline.preprocess import run_validate
+    from pipeline.preprocess import run_validate, run_validate_and_preprocess
 
-    return run_validate(ctx.config, ctx.raw_dir, ctx.step_dir("validate"))
+    if not ctx.validate_with_preprocess:
+        return run_validate(ctx.config, ctx.raw_dir, ctx.step_dir("validate"))
+    validated, ctx.prepared["preprocess"] = run_validate_and_preprocess(
+        ctx.config, ctx.raw_dir, ctx.step_dir("validate"), ctx.step_dir("preprocess")
+    )
+    return validated
 
 
 def _preprocess(ctx: RunContext) -> dict[str, Any]:
-    from pipeline.preprocess import run_preprocess
+    from pipeline.preprocess import check_preprocessed, run_preprocess
 
-    return run_preprocess(ctx.config, ctx.step_dir("validate"), ctx.step_dir("preprocess"))
+    validate_dir = ctx.step_dir("validate")
+    if "preprocess" not in ctx.prepared:
+        return run_preprocess(ctx.config, validate_dir, ctx.step_dir("preprocess"))
+    counts = ctx.prepared.pop("preprocess")
+    check_preprocessed(ctx.config, ctx.results["validate"], counts, validate_dir)
+    return counts
 
 
 def _train(ctx: RunContext) -> dict[str, Any]:

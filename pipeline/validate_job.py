@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from features import readers, schema
 from pipeline import beam_io, interactions, keyed
+from pipeline.arrow_coder import RecordBatch
 from pipeline.validate import Window, reject_counts, validate_batch
 
 ORDER_COLUMNS = (readers.FILE_COLUMN, readers.ROW_COLUMN)
@@ -115,7 +116,9 @@ def DropDuplicates(  # noqa: N802
         | "BucketByKey" >> keyed.BucketBatches([table.key], buckets)
         | "GroupBucket" >> beam.GroupByKey()
         | "KeepFirst"
-        >> beam.ParDo(_DedupeBucketFn(table)).with_outputs("duplicates", "counts", main="kept")
+        >> beam.ParDo(_DedupeBucketFn(table))
+        .with_output_types(RecordBatch)
+        .with_outputs("duplicates", "counts", main="kept")
     )
 
 
@@ -134,9 +137,14 @@ def build_validate_pipeline(
     step_dir: pathlib.Path,
     window: Window,
     buckets: int = keyed.DEFAULT_BUCKETS,
-) -> None:
-    """Adds read → validate → dedupe → write for every table of `sources` to `pipeline`."""
+) -> dict[str, beam.PCollection]:
+    """Adds read → validate → dedupe → write for every table of `sources` to `pipeline`.
+
+    Returns the accepted, deduplicated rows of every table (RecordBatches of
+    `beam_io.typed_schema`), for a preprocess job built into the same pipeline.
+    """
     counts = []
+    kept = {}
     for name, source in sources.items():
         table = source.contract
         raw = pipeline | f"Read[{name}]" >> beam_io.ReadRawTable(source.files, source.in_files)
@@ -154,8 +162,10 @@ def build_validate_pipeline(
             str(step_dir / "duplicates" / name)
         )
         counts.extend([checked.counts, unique.counts])
+        kept[name] = unique.kept
     _ = (
         tuple(counts)
         | "AllCounts" >> beam.Flatten()
         | "Counts" >> beam_io.WriteCounts(str(step_dir))
     )
+    return kept

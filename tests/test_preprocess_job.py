@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +16,13 @@ import tensorflow_transform as tft  # noqa: E402
 
 from pipeline.config import Config  # noqa: E402
 from pipeline.manifest import invariant_holds  # noqa: E402
-from pipeline.preprocess import run_preprocess, run_validate  # noqa: E402
+from pipeline.preprocess import (  # noqa: E402
+    BadInputError,
+    check_preprocessed,
+    run_preprocess,
+    run_validate,
+    run_validate_and_preprocess,
+)
 
 IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 MIN = 60_000
@@ -68,17 +75,18 @@ def raw_dir(tmp_path_factory):
     return raw
 
 
+JOB_CONFIG = {
+    "data": {"max_bad_fraction": 0.1, "split_ts": T0 + 8 * DAY},
+    "features": {
+        "enabled": ["user_id", "item_id", "device", "country", "category", "price", "hour"]
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def job(raw_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    config = Config.model_validate(
-        {
-            "data": {"max_bad_fraction": 0.1, "split_ts": T0 + 8 * DAY},
-            "features": {
-                "enabled": ["user_id", "item_id", "device", "country", "category", "price", "hour"]
-            },
-        }
-    )
+    config = Config.model_validate(JOB_CONFIG)
     validated = run_validate(config, raw_dir, out / "validate", beam_args=IN_PROCESS)
     counts = run_preprocess(config, out / "validate", out / "preprocess", beam_args=IN_PROCESS)
     return out, {**validated, **counts}
@@ -143,6 +151,68 @@ def test_catalogue_and_eval_sample(job):
     )
     written = json.loads((out / "preprocess" / "counts.json").read_text())
     assert written["train_examples"] == 16
+
+
+def _all_examples(step_dir):
+    tft_output = tft.TFTransformOutput(str(step_dir / "transform_fn"))
+    spec = tft_output.transformed_feature_spec()
+    return {
+        split: sorted(
+            tuple((k, np.asarray(e[k].numpy()).tolist()) for k in sorted(e))
+            for e in _read_examples(step_dir, split, spec)
+        )
+        for split in ("train", "eval")
+    }
+
+
+def _parquet_rows(path):
+    return sorted(pq.read_table(path).to_pylist(), key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def test_one_beam_job_writes_what_the_two_jobs_write(raw_dir, job, tmp_path):
+    two, counts = job
+    one = tmp_path
+    validated, processed = run_validate_and_preprocess(
+        Config.model_validate(JOB_CONFIG),
+        raw_dir,
+        one / "validate",
+        one / "preprocess",
+        beam_args=IN_PROCESS,
+    )
+    assert {**validated, **processed, "dead_letter": ""} == {**counts, "dead_letter": ""}
+    assert _all_examples(one / "preprocess") == _all_examples(two / "preprocess")
+    for table in ("events", "items", "users"):
+        assert _parquet_rows(one / "validate" / table) == _parquet_rows(two / "validate" / table)
+    for name in ("catalog.parquet", "eval_sample.parquet"):
+        assert _parquet_rows(one / "preprocess" / name) == _parquet_rows(two / "preprocess" / name)
+    for name in ("user_id", "item_id", "device", "category", "item_log_q"):
+        one_tft = tft.TFTransformOutput(str(one / "preprocess" / "transform_fn"))
+        two_tft = tft.TFTransformOutput(str(two / "preprocess" / "transform_fn"))
+        assert one_tft.vocabulary_by_name(name) == two_tft.vocabulary_by_name(name)
+    dead = [p.read_text() for p in sorted((one / "validate" / "dead_letter").glob("*.jsonl"))]
+    assert "unknown_event_type" in "".join(dead)
+
+
+def test_one_beam_job_with_no_valid_event_stops_on_the_bad_fraction(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    bad = [{**e, "event_type": "view"} for e in _events()[:5]]
+    pq.write_table(pa.Table.from_pylist(bad), raw / "events.parquet")
+    with pytest.raises(BadInputError, match="5 of 5 events rejected"):
+        run_validate_and_preprocess(
+            Config(), raw, tmp_path / "validate", tmp_path / "preprocess", beam_args=IN_PROCESS
+        )
+    assert json.loads((tmp_path / "validate" / "counts.json").read_text())["events_read"] == 5
+
+
+def test_preprocess_checks_apply_to_the_one_job_counts(tmp_path):
+    config = Config.model_validate({"data": {"split_ts": "2001-01-01"}})
+    no_impression = {"accepted": {"impression": 0, "click": 3}}
+    counts = {"train_examples": 0, "eval_examples": 20, "split_ts": 978_307_200_000}
+    with pytest.raises(ValueError, match="no accepted impressions"):
+        check_preprocessed(config, no_impression, counts, tmp_path)
+    with pytest.raises(ValueError, match="puts every one of 20"):
+        check_preprocessed(config, {"accepted": {"impression": 20}}, counts, tmp_path)
 
 
 INTERACTIONS_CSV = """id,uid,movie,when,rating,genres

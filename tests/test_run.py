@@ -141,3 +141,38 @@ def test_a_second_run_on_a_locked_workdir_refuses(tmp_path, raw_dir, recorded):
     assert calls == []
     run_module.run(_config(tmp_path, raw_dir))
     assert calls == ALL
+
+
+def test_validate_and_preprocess_share_one_beam_job_only_when_both_are_due(
+    tmp_path, raw_dir, recorded, monkeypatch
+):
+    calls, _ = recorded
+    seen = []
+
+    def watching(step):
+        def action(ctx):
+            seen.append((step.name, ctx.validate_with_preprocess))
+            return step.action(ctx)
+
+        return dataclasses.replace(step, action=action)
+
+    watched = tuple(watching(s) for s in run_module.STEPS if s.name in run_module.ONE_BEAM_JOB)
+    others = tuple(s for s in run_module.STEPS if s.name not in run_module.ONE_BEAM_JOB)
+    monkeypatch.setattr(run_module, "STEPS", watched + others)
+
+    def flags(**kwargs):
+        seen.clear()
+        doc = run_module.run(_config(tmp_path, raw_dir, *kwargs.pop("overrides", ())), **kwargs)
+        return seen[:], {k: doc["steps"][k].get("beam_job") for k in run_module.ONE_BEAM_JOB}
+
+    both = [("validate", True), ("preprocess", True)]
+    assert flags() == (both, dict.fromkeys(run_module.ONE_BEAM_JOB, ["validate", "preprocess"]))
+    assert flags(from_step="preprocess")[0] == [("preprocess", False)]
+    assert flags(overrides=["data.click_window_s=60"])[0] == [("preprocess", False)]
+    assert flags(only=["validate"], force=True)[0] == [("validate", False)]
+    assert flags(force=True)[0] == both
+    assert flags(overrides=["data.interactions.table=ratings"])[0] == [
+        ("validate", False),
+        ("preprocess", False),
+    ]
+    assert "train" in calls
