@@ -14,15 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from features import readers, schema
+from pipeline import step_counts
 from pipeline.config import Config
 
 RAW_TABLES = ("events", "items", "users")
 VALIDATE_OUTPUTS = (*RAW_TABLES, "dead_letter", "duplicates")
 COUNTS_JSON = "counts.json"
-
-
-class BadInputError(ValueError):
-    """More rows were rejected than `data.max_bad_fraction` allows."""
 
 
 def pipeline_options(config: Config, beam_args: Sequence[str] | None = None):
@@ -75,54 +72,6 @@ def _validate_buckets(sources: dict[str, Any]) -> int:
     return buckets_for(sum(sizes) // 64)
 
 
-def _validate_counts(
-    totals: dict[str, Any], primary: str, dead_letter: pathlib.Path
-) -> dict[str, Any]:
-    events = totals.get(primary, {})
-    accepted = events.get("accepted", {})
-    counts: dict[str, Any] = {
-        "events_read": events.get("read", 0),
-        "duplicates": events.get("duplicates", 0),
-        "rejected": {r: events.get("rejected", {}).get(r, 0) for r in schema.REJECT_REASONS},
-        "dead_letter": str(dead_letter),
-    }
-    if primary == "events":
-        counts["accepted"] = {e: accepted.get(e, 0) for e in schema.EVENT_TYPES}
-    else:
-        counts["accepted"] = {"interactions": accepted.get("rows", 0)}
-        non_null = events.get("non_null", {})
-        counts["columns"] = sorted(c for c, n in non_null.items() if n)
-    for side in ("items", "users"):
-        if side in totals:
-            side_counts = totals[side]
-            counts[f"{side}_read"] = side_counts.get("read", 0)
-            rejected = side_counts.get("rejected", {})
-            counts[f"{side}_rejected"] = sum(rejected.values())
-            counts[f"{side}_rejected_by_reason"] = {
-                r: rejected.get(r, 0) for r in schema.REJECT_REASONS
-            }
-            counts[f"{side}_duplicates"] = side_counts.get("duplicates", 0)
-    return counts
-
-
-def _check_bad_fraction(counts: dict[str, Any], limit: float) -> None:
-    """Stops the job when any table's rejected / read is above `limit` (SPEC §11)."""
-    tables = {"events": (counts["events_read"], counts["rejected"])}
-    for side in ("items", "users"):
-        if f"{side}_read" in counts:
-            tables[side] = (counts[f"{side}_read"], counts[f"{side}_rejected_by_reason"])
-    for table, (read, rejected) in tables.items():
-        bad = sum(rejected.values())
-        fraction = bad / read if read else 0.0
-        if fraction > limit:
-            by_reason = ", ".join(f"{r}={n}" for r, n in rejected.items() if n)
-            raise BadInputError(
-                f"{bad} of {read} {table} rejected ({by_reason}): fraction {fraction:.4f} is "
-                f"above data.max_bad_fraction={limit}; inspect {counts['dead_letter']}, fix the "
-                f"input or raise data.max_bad_fraction"
-            )
-
-
 def _start_validate(
     config: Config, raw_dir: pathlib.Path, step_dir: pathlib.Path
 ) -> tuple[dict[str, Any], str]:
@@ -140,9 +89,9 @@ def _finish_validate(config: Config, step_dir: pathlib.Path, primary: str) -> di
     from pipeline import beam_io
 
     totals = beam_io.take_counts(step_dir)
-    counts = _validate_counts(totals, primary, step_dir / "dead_letter")
+    counts = step_counts.validate_counts(totals, primary, step_dir / "dead_letter")
     (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
-    _check_bad_fraction(counts, config.data.max_bad_fraction)
+    step_counts.check_bad_fraction(counts, config.data.max_bad_fraction)
     return counts
 
 
@@ -177,19 +126,6 @@ def run_validate(
 
 
 PREPROCESS_OUTPUTS = ("transform_fn", "catalog.parquet", "eval_sample.parquet", "tmp")
-PREPROCESS_COUNT_KEYS = (
-    "impressions",
-    "clicks_joined",
-    "purchases_attributed",
-    "orphan_clicks",
-    "orphan_purchases",
-    "train_examples",
-    "eval_examples",
-    "clicked_impressions",
-    "purchased_impressions",
-    "impressions_deduplicated",
-    "retrieval_only_examples",
-)
 
 
 def _preprocess_settings(config: Config, buckets: int, columns: Sequence[str] = ()):
@@ -227,20 +163,9 @@ def _finish_preprocess(step_dir: pathlib.Path) -> dict[str, Any]:
 
     shutil.rmtree(step_dir / "tmp", ignore_errors=True)
     totals = beam_io.take_counts(step_dir)
-    counts = {key: totals.get(key, 0) for key in PREPROCESS_COUNT_KEYS}
-    counts["split_ts"] = totals["split_ts"]
+    counts = step_counts.preprocess_counts(totals)
     (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
     return counts
-
-
-def check_impressions(validated: dict[str, Any], validate_dir: pathlib.Path) -> None:
-    """Raises ValueError when validation accepted no impression (nothing to train on)."""
-    accepted = validated.get("accepted", {})
-    if not (accepted.get("impression") or accepted.get("interactions")):
-        raise ValueError(
-            f"{validate_dir}: no accepted impressions, nothing to train on; check the "
-            f"dead-letter output in {validate_dir / 'dead_letter'}"
-        )
 
 
 def run_preprocess(
@@ -266,7 +191,7 @@ def run_preprocess(
     if not counts_path.exists():
         raise ValueError(f"{counts_path} not found: run the validate step first")
     validated = json.loads(counts_path.read_text())
-    check_impressions(validated, validate_dir)
+    step_counts.check_impressions(validated, validate_dir)
     buckets = buckets_for(sum(validated["accepted"].values()))
     settings = _preprocess_settings(config, buckets, validated.get("columns", ()))
     tables = (settings.interactions_table,) if settings.interactions_table else RAW_TABLES
@@ -277,7 +202,7 @@ def run_preprocess(
     ):
         build_preprocess_pipeline(p, read_validated(p, validate_dir, tables), step_dir, settings)
     counts = _finish_preprocess(step_dir)
-    check_training_examples(counts, config)
+    step_counts.check_training_examples(counts, config)
     return counts
 
 
@@ -304,7 +229,8 @@ def run_validate_and_preprocess(
       BadInputError: as `run_validate` (the preprocess outputs are then not to be used).
       ValueError: pre-joined interactions (their preprocessing depends on which columns the
         validated data has: run the two steps), no events files, or an unreadable file.
-    The preprocess step's own checks are left to the caller (`check_preprocessed`).
+    The preprocess step's own checks are left to the caller
+    (`step_counts.check_preprocessed`).
     """
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
@@ -331,25 +257,3 @@ def run_validate_and_preprocess(
         _ = p | "Preprocess" >> _Scoped(build_preprocess_pipeline, kept, preprocess_dir, settings)
     validated = _finish_validate(config, validate_dir, primary)
     return validated, _finish_preprocess(preprocess_dir)
-
-
-def check_preprocessed(
-    config: Config, validated: dict[str, Any], counts: dict[str, Any], validate_dir: pathlib.Path
-) -> None:
-    """The checks `run_preprocess` makes, for counts of `run_validate_and_preprocess`."""
-    check_impressions(validated, validate_dir)
-    check_training_examples(counts, config)
-
-
-def check_training_examples(counts: dict[str, Any], config: Config) -> None:
-    """Raises ValueError when the split left nothing to train on (analysers saw no rows)."""
-    if counts["train_examples"] == 0:
-        setting = (
-            f"data.split_ts={config.data.split_ts!r}"
-            if config.data.split_ts is not None
-            else f"data.eval_fraction={config.data.eval_fraction}"
-        )
-        raise ValueError(
-            f"{setting} puts every one of {counts['eval_examples']} examples in the evaluation "
-            f"split (split_ts={counts['split_ts']} ms); choose a later data.split_ts"
-        )

@@ -59,7 +59,8 @@ def _validate(ctx: RunContext) -> dict[str, Any]:
 
 
 def _preprocess(ctx: RunContext) -> dict[str, Any]:
-    from pipeline.preprocess import check_preprocessed, run_preprocess
+    from pipeline.preprocess import run_preprocess
+    from pipeline.step_counts import check_preprocessed
 
     validate_dir = ctx.step_dir("validate")
     if "preprocess" not in ctx.prepared:

@@ -38,6 +38,22 @@ def test_a_slice_encodes_its_own_rows_not_its_parents_buffers():
     assert len(encoded) < 4_000 < len(pickle.dumps(piece, protocol=5))
 
 
+def test_repetitive_columns_are_compressed():
+    coder = RecordBatchCoder()
+    batch = pa.record_batch(
+        {
+            "_file": ["/data/logs/events/date=2024-01-01/part-00000.parquet"] * 25_000,
+            "event_type": ["impression", "click"] * 12_500,
+        }
+    )
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    encoded = coder.encode(batch)
+    assert coder.decode(encoded).equals(batch)
+    assert len(encoded) * 5 < sink.getvalue().size
+
+
 def test_shuffled_batches_use_the_arrow_coder():
     from apache_beam.runners import pipeline_context
 

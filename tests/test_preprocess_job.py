@@ -17,12 +17,11 @@ import tensorflow_transform as tft  # noqa: E402
 from pipeline.config import Config  # noqa: E402
 from pipeline.manifest import invariant_holds  # noqa: E402
 from pipeline.preprocess import (  # noqa: E402
-    BadInputError,
-    check_preprocessed,
     run_preprocess,
     run_validate,
     run_validate_and_preprocess,
 )
+from pipeline.step_counts import BadInputError, check_preprocessed  # noqa: E402
 
 IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 MIN = 60_000
@@ -339,7 +338,7 @@ def test_multi_process_run_equals_in_process_run(generated):
 
 
 def test_a_split_before_all_data_is_a_clear_error():
-    from pipeline.preprocess import check_training_examples
+    from pipeline.step_counts import check_training_examples
 
     config = Config.model_validate({"data": {"split_ts": "2001-01-01"}})
     counts = {"train_examples": 0, "eval_examples": 20, "split_ts": 978_307_200_000}

@@ -12,7 +12,8 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from features import schema
 from pipeline.config import Config
-from pipeline.preprocess import BadInputError, run_validate
+from pipeline.preprocess import run_validate
+from pipeline.step_counts import BadInputError
 from pipeline.validate import Window
 from pipeline.validate_job import DropDuplicates, ValidateRows
 

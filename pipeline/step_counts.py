@@ -1,0 +1,119 @@
+"""What the validate and preprocess steps count, and which counts stop a run (SPEC §11, §13).
+
+The Beam jobs emit count dicts that `pipeline.beam_io.WriteCounts` sums; these functions
+shape the totals into each step's `counts.json` and raise the errors that end the step.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+from features import schema
+from pipeline.config import Config
+
+PREPROCESS_COUNT_KEYS = (
+    "impressions",
+    "clicks_joined",
+    "purchases_attributed",
+    "orphan_clicks",
+    "orphan_purchases",
+    "train_examples",
+    "eval_examples",
+    "clicked_impressions",
+    "purchased_impressions",
+    "impressions_deduplicated",
+    "retrieval_only_examples",
+)
+
+
+class BadInputError(ValueError):
+    """More rows were rejected than `data.max_bad_fraction` allows."""
+
+
+def validate_counts(
+    totals: dict[str, Any], primary: str, dead_letter: pathlib.Path
+) -> dict[str, Any]:
+    """The validate step's counts from its job's totals; `primary` is events or interactions."""
+    events = totals.get(primary, {})
+    accepted = events.get("accepted", {})
+    counts: dict[str, Any] = {
+        "events_read": events.get("read", 0),
+        "duplicates": events.get("duplicates", 0),
+        "rejected": {r: events.get("rejected", {}).get(r, 0) for r in schema.REJECT_REASONS},
+        "dead_letter": str(dead_letter),
+    }
+    if primary == "events":
+        counts["accepted"] = {e: accepted.get(e, 0) for e in schema.EVENT_TYPES}
+    else:
+        counts["accepted"] = {"interactions": accepted.get("rows", 0)}
+        non_null = events.get("non_null", {})
+        counts["columns"] = sorted(c for c, n in non_null.items() if n)
+    for side in ("items", "users"):
+        if side in totals:
+            side_counts = totals[side]
+            counts[f"{side}_read"] = side_counts.get("read", 0)
+            rejected = side_counts.get("rejected", {})
+            counts[f"{side}_rejected"] = sum(rejected.values())
+            counts[f"{side}_rejected_by_reason"] = {
+                r: rejected.get(r, 0) for r in schema.REJECT_REASONS
+            }
+            counts[f"{side}_duplicates"] = side_counts.get("duplicates", 0)
+    return counts
+
+
+def check_bad_fraction(counts: dict[str, Any], limit: float) -> None:
+    """Stops the job when any table's rejected / read is above `limit` (SPEC §11)."""
+    tables = {"events": (counts["events_read"], counts["rejected"])}
+    for side in ("items", "users"):
+        if f"{side}_read" in counts:
+            tables[side] = (counts[f"{side}_read"], counts[f"{side}_rejected_by_reason"])
+    for table, (read, rejected) in tables.items():
+        bad = sum(rejected.values())
+        fraction = bad / read if read else 0.0
+        if fraction > limit:
+            by_reason = ", ".join(f"{r}={n}" for r, n in rejected.items() if n)
+            raise BadInputError(
+                f"{bad} of {read} {table} rejected ({by_reason}): fraction {fraction:.4f} is "
+                f"above data.max_bad_fraction={limit}; inspect {counts['dead_letter']}, fix the "
+                f"input or raise data.max_bad_fraction"
+            )
+
+
+def preprocess_counts(totals: dict[str, Any]) -> dict[str, Any]:
+    """The preprocess step's counts from its job's totals."""
+    return {key: totals.get(key, 0) for key in PREPROCESS_COUNT_KEYS} | {
+        "split_ts": totals["split_ts"]
+    }
+
+
+def check_impressions(validated: dict[str, Any], validate_dir: pathlib.Path) -> None:
+    """Raises ValueError when validation accepted no impression (nothing to train on)."""
+    accepted = validated.get("accepted", {})
+    if not (accepted.get("impression") or accepted.get("interactions")):
+        raise ValueError(
+            f"{validate_dir}: no accepted impressions, nothing to train on; check the "
+            f"dead-letter output in {validate_dir / 'dead_letter'}"
+        )
+
+
+def check_preprocessed(
+    config: Config, validated: dict[str, Any], counts: dict[str, Any], validate_dir: pathlib.Path
+) -> None:
+    """The checks of the preprocess step, for counts of `run_validate_and_preprocess`."""
+    check_impressions(validated, validate_dir)
+    check_training_examples(counts, config)
+
+
+def check_training_examples(counts: dict[str, Any], config: Config) -> None:
+    """Raises ValueError when the split left nothing to train on (analysers saw no rows)."""
+    if counts["train_examples"] == 0:
+        setting = (
+            f"data.split_ts={config.data.split_ts!r}"
+            if config.data.split_ts is not None
+            else f"data.eval_fraction={config.data.eval_fraction}"
+        )
+        raise ValueError(
+            f"{setting} puts every one of {counts['eval_examples']} examples in the evaluation "
+            f"split (split_ts={counts['split_ts']} ms); choose a later data.split_ts"
+        )
