@@ -14,7 +14,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from features import readers, schema
-from pipeline.arrow_coder import RecordBatch
+from pipeline.arrow_coder import RecordBatch, Table
 
 PROVENANCE_FIELDS = (
     pa.field(readers.FILE_COLUMN, pa.string()),
@@ -52,7 +52,7 @@ def ReadRawTable(  # noqa: N802 (Beam transform names are CamelCase)
         pipeline
         | "FileNames" >> beam.Create([(f.path, f.format) for f in files])
         | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadFile" >> beam.FlatMap(_read_file, table, batch_size)
+        | "ReadFile" >> beam.FlatMap(_read_file, table, batch_size).with_output_types(RecordBatch)
     )
 
 
@@ -79,7 +79,10 @@ def WriteParquet(  # noqa: N802
     shard_template = "" if num_shards == 1 else None
     return (
         batches
-        | "ToTables" >> beam.Map(lambda b: pa.Table.from_batches([b], schema=arrow_schema))
+        | "ToTables"
+        >> beam.Map(lambda b: pa.Table.from_batches([b], schema=arrow_schema)).with_output_types(
+            Table
+        )
         | "WriteParquet"
         >> beam.io.WriteToParquetBatched(
             prefix,

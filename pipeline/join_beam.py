@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from features import schema
 from pipeline import beam_io, join, keyed
+from pipeline.arrow_coder import RecordBatch
 
 EVENTS_SCHEMA = beam_io.typed_schema(schema.EVENTS)
 
@@ -78,7 +79,9 @@ def JoinLabels(  # noqa: N802
                 users is not None,
                 orphan_clicks_to_retrieval,
             )
-        ).with_outputs("counts", main="examples")
+        )
+        .with_output_types(RecordBatch)
+        .with_outputs("counts", main="examples")
     )
     return {"examples": labelled.examples, "counts": labelled.counts}
 
@@ -125,7 +128,8 @@ def JoinSideTable(  # noqa: N802
         | "Columns" >> beam.Map(lambda b: b.select(columns))
         | "Whole" >> beam.CombineGlobally(_WholeTable(pa.schema([typed.field(c) for c in columns])))
     )
-    return examples | "Join" >> beam.Map(_join_batch, beam.pvalue.AsSingleton(whole), table)
+    joined = beam.Map(_join_batch, beam.pvalue.AsSingleton(whole), table)
+    return examples | "Join" >> joined.with_output_types(RecordBatch)
 
 
 def with_side_columns(examples_schema: pa.Schema, table: schema.Table) -> pa.Schema:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import keyed
+from pipeline.arrow_coder import RecordBatch
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
@@ -84,7 +85,7 @@ class _SplitFn(beam.DoFn):
         train = batch.filter(is_train)
         evaluation = batch.filter(pc.invert(is_train))
         if train.num_rows:
-            yield beam.pvalue.TaggedOutput("train", train)
+            yield train
         if evaluation.num_rows:
             yield beam.pvalue.TaggedOutput("eval", evaluation)
 
@@ -94,7 +95,10 @@ def SplitByTime(  # noqa: N802
     examples: beam.PCollection, boundary: beam.pvalue.AsSingleton
 ) -> beam.pvalue.DoOutputsTuple:
     """`train` (ts < boundary) and `eval` RecordBatches."""
-    return examples | "Split" >> beam.ParDo(_SplitFn(), boundary).with_outputs("train", "eval")
+    # Typed main output: training batches cross stage boundaries (tf.Transform reads them in
+    # two phases) with the Arrow coder instead of pickle.
+    split = beam.ParDo(_SplitFn(), boundary).with_output_types(RecordBatch)
+    return examples | "Split" >> split.with_outputs("eval", main="train")
 
 
 def _sample_keys(table: pa.Table | pa.RecordBatch) -> np.ndarray:

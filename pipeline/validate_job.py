@@ -101,9 +101,9 @@ def ValidateRows(  # noqa: N802
     raw: beam.PCollection, table: schema.Table, window: Window
 ) -> beam.pvalue.DoOutputsTuple:
     """Validated batches (main), `rejected` row dicts and `counts` dicts."""
-    return raw | "Validate" >> beam.ParDo(_ValidateFn(table, window)).with_outputs(
-        "rejected", "counts", main="accepted"
-    )
+    return raw | "Validate" >> beam.ParDo(_ValidateFn(table, window)).with_output_types(
+        RecordBatch
+    ).with_outputs("rejected", "counts", main="accepted")
 
 
 @beam.ptransform_fn
