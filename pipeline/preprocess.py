@@ -20,6 +20,9 @@ from pipeline.config import Config
 RAW_TABLES = ("events", "items", "users")
 VALIDATE_OUTPUTS = (*RAW_TABLES, "dead_letter", "duplicates")
 COUNTS_JSON = "counts.json"
+# Bytes a raw row takes on disk, on the small side so rows are not underestimated: the
+# generated events take 14 bytes a row in Parquet; text rows spell every value out.
+BYTES_PER_ROW = {"parquet": 12, "csv": 64, "jsonl": 64}
 
 
 def pipeline_options(config: Config, beam_args: Sequence[str] | None = None):
@@ -59,11 +62,6 @@ def _sources(config: Config, raw_dir: pathlib.Path) -> dict[str, Any]:
         if found:
             sources[name] = TableSource(found, table, table)
     return sources
-
-
-# Bytes a raw row takes on disk, on the small side so rows are not underestimated: the
-# generated events take 14 bytes a row in Parquet; text rows spell every value out.
-BYTES_PER_ROW = {"parquet": 12, "csv": 64, "jsonl": 64}
 
 
 def _validate_buckets(sources: dict[str, Any]) -> int:
