@@ -15,12 +15,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.arrow_coder import RecordBatch
 
 DEFAULT_BUCKETS = 64
-ROWS_PER_BUCKET = 25_000
+ROWS_PER_BUCKET = 100_000
 MIN_BUCKETS, MAX_BUCKETS = 8, 4096
+# A batch cut into hundreds of buckets makes hundreds of small pieces; each shuffled element
+# pays the coder's fixed cost (schema, IPC framing) and a runner state entry, so pieces of
+# one bucket are gathered over the bundle first, within a bound on the rows held.
+PIECE_ROWS = 8_192
+BUFFERED_ROWS = 262_144
 
 
 def buckets_for(rows: int) -> int:
@@ -96,12 +103,56 @@ def _collect(element, names: Sequence[str]) -> tuple[int, dict[str, list[pa.Reco
     return bucket, grouped
 
 
+class GatherBucketPieces(beam.DoFn):
+    """(bucket, rows) of the bundle's batches, a bucket's pieces joined up to `piece_rows`;
+    everything held is sent once `buffered_rows` are held, and at the bundle's end.
+
+    Works in the global window (batch jobs), where rows flushed at the bundle's end belong.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        buckets: int,
+        *,
+        piece_rows: int = PIECE_ROWS,
+        buffered_rows: int = BUFFERED_ROWS,
+    ) -> None:
+        self._keys, self._buckets = tuple(keys), buckets
+        self._piece_rows, self._buffered_rows = piece_rows, buffered_rows
+
+    def start_bundle(self) -> None:
+        self._pieces: dict[int, list[pa.RecordBatch]] = {}
+        self._rows: dict[int, int] = {}
+
+    def _take(self, bucket: int) -> tuple[int, pa.RecordBatch]:
+        del self._rows[bucket]
+        return bucket, pa.concat_batches(self._pieces.pop(bucket))
+
+    def _take_all(self) -> Iterator[tuple[int, pa.RecordBatch]]:
+        for bucket in list(self._pieces):
+            yield self._take(bucket)
+
+    def process(self, batch: pa.RecordBatch) -> Iterator[tuple[int, pa.RecordBatch]]:
+        for bucket, piece in split_by_bucket(batch, self._keys, self._buckets):
+            self._pieces.setdefault(bucket, []).append(piece)
+            self._rows[bucket] = self._rows.get(bucket, 0) + piece.num_rows
+            if self._rows[bucket] >= self._piece_rows:
+                yield self._take(bucket)
+        if sum(self._rows.values()) >= self._buffered_rows:
+            yield from self._take_all()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        for element in self._take_all():
+            yield GlobalWindows.windowed_value(element)
+
+
 @beam.ptransform_fn
 def BucketBatches(  # noqa: N802 (Beam transform names are CamelCase)
     batches: beam.PCollection, keys: Sequence[str], buckets: int
 ) -> beam.PCollection:
-    """(bucket, rows of that bucket) pieces of every batch, typed for the Arrow coder."""
-    return batches | "Split" >> beam.FlatMap(split_by_bucket, keys, buckets).with_output_types(
+    """(bucket, rows of that bucket) pieces of the batches, typed for the Arrow coder."""
+    return batches | "Split" >> beam.ParDo(GatherBucketPieces(keys, buckets)).with_output_types(
         tuple[int, RecordBatch]
     )
 
