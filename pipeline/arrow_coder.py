@@ -6,10 +6,10 @@ Pickle copies the whole parent buffers of a sliced batch and is slow to encode: 
 compressed: on a 25k-row batch of validated events, 4.3 MB → 1.4 MB for 1 ms more decoding.
 On the DirectRunner every shuffled byte passes through, and is held by, the runner process;
 compressed, the 5 M-event preprocessing bench ran in 98 s instead of 140 s with half the
-runner's peak memory. Beam chooses the coder
-from the PCollection's type hint, so transforms that move batches declare
-`RecordBatch` (or tuples of it) as output type; importing this module registers the coder
-for that type, as Beam registers its own coders on import.
+runner's peak memory. Beam chooses the coder from the PCollection's type hint, so
+transforms that move batches declare `RecordBatch` (or tuples of it) as output type;
+importing this module registers the coders for their types, as Beam registers its own
+coders on import.
 """
 
 from __future__ import annotations
@@ -22,44 +22,40 @@ Table = pa.Table
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
-def _ipc_stream(data: pa.RecordBatch | pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, data.schema, options=_OPTIONS) as writer:
-        writer.write(data)
-    return sink.getvalue().to_pybytes()
+class _ArrowIpcCoder(beam.coders.Coder):
+    """One Arrow value as one LZ4-compressed Arrow IPC stream (schema + data)."""
+
+    arrow_type: type
+
+    def encode(self, data: pa.RecordBatch | pa.Table) -> bytes:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, data.schema, options=_OPTIONS) as writer:
+            writer.write(data)
+        return sink.getvalue().to_pybytes()
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self):
+        return self.arrow_type
 
 
-class RecordBatchCoder(beam.coders.Coder):
-    """One RecordBatch as one LZ4-compressed Arrow IPC stream (schema + batch); slices encode
-    compactly."""
+class RecordBatchCoder(_ArrowIpcCoder):
+    """A RecordBatch; slices encode compactly (only their own rows)."""
 
-    def encode(self, batch: pa.RecordBatch) -> bytes:
-        return _ipc_stream(batch)
+    arrow_type = pa.RecordBatch
 
     def decode(self, encoded: bytes) -> pa.RecordBatch:
         return pa.ipc.open_stream(encoded).read_next_batch()
 
-    def is_deterministic(self) -> bool:
-        return False
 
-    def to_type_hint(self):
-        return pa.RecordBatch
+class TableCoder(_ArrowIpcCoder):
+    """A Table (Parquet sinks take Tables)."""
 
-
-class TableCoder(beam.coders.Coder):
-    """One Table as one LZ4-compressed Arrow IPC stream (Parquet sinks take Tables)."""
-
-    def encode(self, table: pa.Table) -> bytes:
-        return _ipc_stream(table)
+    arrow_type = pa.Table
 
     def decode(self, encoded: bytes) -> pa.Table:
         return pa.ipc.open_stream(encoded).read_all()
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def to_type_hint(self):
-        return pa.Table
 
 
 beam.coders.registry.register_coder(pa.RecordBatch, RecordBatchCoder)

@@ -8,7 +8,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from pipeline import keyed
-from pipeline.arrow_coder import RecordBatchCoder
+from pipeline.arrow_coder import RecordBatchCoder, TableCoder
 
 
 def _batch(rows: int) -> pa.RecordBatch:
@@ -27,6 +27,14 @@ def test_round_trip_keeps_schema_values_and_nulls():
     assert coder.decode(coder.encode(batch)).equals(batch)
     empty = batch.slice(0, 0)
     assert coder.decode(coder.encode(empty)).equals(empty)
+
+
+def test_a_table_of_several_chunks_round_trips_and_is_the_registered_coder():
+    table = pa.Table.from_batches([_batch(4), _batch(3)])
+    coder = beam.coders.registry.get_coder(pa.Table)
+    assert isinstance(coder, TableCoder)
+    assert coder.decode(coder.encode(table)).equals(table)
+    assert isinstance(beam.coders.registry.get_coder(pa.RecordBatch), RecordBatchCoder)
 
 
 def test_a_slice_encodes_its_own_rows_not_its_parents_buffers():
