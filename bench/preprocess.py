@@ -23,17 +23,15 @@ from collections.abc import Sequence
 
 from bench.common import emit_child_result, format_table, run_child, write_results
 from bench.preprocess_variants import VARIANTS
+from pipeline.config import RunnerConfig
 
 DEFAULT_EVENTS = (100_000, 1_000_000)
 LARGE_EVENTS = 5_000_000
 DAYS = 14
 # The generator writes about 9.9 events per user per day (measured on its defaults).
 EVENTS_PER_USER_DAY = 9.9
-BEAM_ARGS = (
-    "--runner=FnApiRunner",
-    "--direct_running_mode=multi_processing",
-    "--direct_num_workers=0",
-)
+# Every variant runs on the product's default runner, so the baselines get the same engine.
+BEAM_ARGS = RunnerConfig.model_fields["beam_args"].default
 
 
 def generate_events(events: int, out_dir: pathlib.Path, seed: int = 7) -> dict:
@@ -144,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", action="store_true", help=f"also run {LARGE_EVENTS:,} events")
     parser.add_argument("--workdir", help="keep generated data here (default: a temp dir)")
     parser.add_argument(
-        "--beam-arg", action="append", help="Beam option for both Beam jobs (repeatable)"
+        "--beam-arg", action="append", help="Beam option for every variant's job (repeatable)"
     )
     parser.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="jobs to run"
