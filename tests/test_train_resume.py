@@ -77,10 +77,16 @@ def _run(script: pathlib.Path, step_dir: pathlib.Path, delay: float) -> dict:
 
 
 def _checkpoint_step(step_dir: pathlib.Path) -> int:
+    """Step of the checkpoint a rerun restores: the one the `checkpoint` file names.
+
+    Not the newest `ckpt-*.index` on disk: a kill can land after a checkpoint's files are
+    written and before the `checkpoint` file (replaced atomically) names it.
+    """
     index = step_dir / "checkpoints" / "latest" / "checkpoint"
     if not index.exists():
         return 0
-    return max(int(p.name.split("-")[1].split(".")[0]) for p in index.parent.glob("ckpt-*.index"))
+    first_line = index.read_text().splitlines()[0]  # model_checkpoint_path: "ckpt-<step>"
+    return int(first_line.split('"')[1].rsplit("-", 1)[1])
 
 
 @pytest.mark.slow
