@@ -4,14 +4,17 @@ On one preprocessed run (synthetic logs → the product's validate + preprocess)
 variant runs alone in a child process:
 - `mtlrec`: the default multi-task model (models.model.build_model, DEFAULT_TASKS) stepped by
   the product's TrainStep.run_steps (`training.steps_per_execution` steps per compiled call)
-  on models.data.make_dataset, as `mtlrec train` does;
+  on the product's input (models.memory_input: the split parsed once into memory when it
+  fits, as `mtlrec train` does; the parse is `load_seconds`, outside the timed steps);
 - `mtlrec_two_tasks`: the same with only the plain model's tasks (retrieval, click);
 - `plain`: bench.train_plain, a plain TFRS two-tower + click head of the same embedding size,
   stepped from Python one batch per call (a TFRS custom training loop);
 - `plain_fused`: the same plain model with the product's steps per call: the strict baseline;
+- `plain_cached`: the plain model stepped one batch per call on batches parsed once and
+  cached in memory (`.batch().cache()`, as the TFRS tutorials feed `model.fit`);
 - `mtlrec_train`: the product's whole `models.train.train` for one epoch of the same steps
   (its own examples/s: training loop only, checkpoints included, evaluation excluded).
-Input wait is measured, not guessed: each of the first four also runs the same steps on
+Input wait is measured, not guessed: each of the first five also runs the same steps on
 batches already in memory, and the share of time that saves is the time spent waiting for
 input. Variants run interleaved for several rounds; each reports its best round.
 
@@ -39,11 +42,12 @@ class Size:
     steps: int
     warmup: int = 5
     rounds: int = 3
+    slices: int = 4
 
 
 SIZES = {
-    "tiny": Size(users=120, days=4, steps=12, warmup=2, rounds=1),
-    "default": Size(users=1000, days=14, steps=600),
+    "tiny": Size(users=120, days=4, steps=12, warmup=2, rounds=1, slices=1),
+    "default": Size(users=1000, days=14, steps=2400),
 }
 
 
@@ -51,16 +55,8 @@ SIZES = {
 IN_MEMORY_BATCHES = 50
 
 
-def time_run(run, steps: int, warmup: int) -> float:
-    """Seconds of `run(steps)` after `run(warmup)` (tracing, first fills of tf.data buffers)."""
-    run(warmup)
-    start = time.perf_counter()
-    run(steps)
-    return time.perf_counter() - start
-
-
 def _runner(call, dataset, steps_per_call: int):
-    """`run(steps)`: `steps` steps on a fresh iterator of `dataset`, `steps_per_call` a call."""
+    """`run(steps)`: the next `steps` steps on one iterator of `dataset`, `steps_per_call` a call."""
     batches = iter(dataset)
 
     def run(steps: int) -> None:
@@ -70,25 +66,41 @@ def _runner(call, dataset, steps_per_call: int):
     return run
 
 
-def measure(call, data, *, steps: int, warmup: int, batch_size: int, steps_per_call: int) -> dict:
+def measure(
+    call, data, *, steps: int, warmup: int, batch_size: int, steps_per_call: int, slices: int = 1
+) -> dict:
     """Examples/s on `data`, and the input wait: the share of that time the same steps
     save when their batches are already in memory.
 
     `call(batches, n)` runs up to `n` steps on the iterator `batches` and returns how many.
+    Both runs first take `warmup` steps (tracing, first fills of tf.data buffers), then
+    alternate in `slices` slices of the `steps`, so both see the same machine: a shared VM's
+    speed drifts by more than the effect measured. Between slices the input of `data` reads
+    ahead by at most its buffers (a few batches), little against slices of hundreds of steps.
     """
-    seconds = time_run(_runner(call, data, steps_per_call), steps, warmup)
     in_memory = data.take(IN_MEMORY_BATCHES).cache()
     for _ in in_memory:  # fill the cache before the clock
         pass
-    in_memory_run = _runner(call, in_memory.repeat(), steps_per_call)
-    in_memory_seconds = time_run(in_memory_run, steps, warmup)
+    runs = {
+        "data": _runner(call, data, steps_per_call),
+        "in_memory": _runner(call, in_memory.repeat(), steps_per_call),
+    }
+    for run in runs.values():
+        run(warmup)
+    seconds = dict.fromkeys(runs, 0.0)
+    for i in range(slices):
+        slice_steps = steps * (i + 1) // slices - steps * i // slices
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run(slice_steps)
+            seconds[name] += time.perf_counter() - start
     rows = steps * batch_size
     return {
         "rows": rows,
-        "seconds": seconds,
-        "examples_per_s": rows / seconds,
-        "input_wait_fraction": max(0.0, 1.0 - in_memory_seconds / seconds),
-        "in_memory_examples_per_s": rows / in_memory_seconds,
+        "seconds": seconds["data"],
+        "examples_per_s": rows / seconds["data"],
+        "input_wait_fraction": max(0.0, 1.0 - seconds["in_memory"] / seconds["data"]),
+        "in_memory_examples_per_s": rows / seconds["in_memory"],
         "steps_per_execution": steps_per_call,
     }
 
@@ -110,7 +122,7 @@ def _step_product_model(
 ) -> dict:
     import tensorflow as tf
 
-    from models.data import make_dataset
+    from models.memory_input import open_split
     from models.model import build_model
     from models.optim import TrainStep, make_optimizer
 
@@ -123,15 +135,16 @@ def _step_product_model(
     optimizer = make_optimizer(cfg, size.steps + size.warmup)
     optimizer.build(model.trainable_variables)
     train_step = TrainStep(model, optimizer, strategy, l2_embedding=cfg.l2_embedding)
-    data = make_dataset(
+    start = time.perf_counter()
+    split = open_split(
         preprocess_dir / "train-*.tfrecord.gz",
         preprocess_dir / "transform_fn",
-        cfg.batch_size,
-        shuffle=True,
-        seed=cfg.seed,
-        repeat=True,
-        shuffle_buffer=cfg.shuffle_buffer,
         passthrough=False,
+        max_bytes=cfg.input_memory_mb * 2**20,
+    )
+    load_seconds = time.perf_counter() - start
+    data = split.batches(
+        cfg.batch_size, shuffle=True, seed=cfg.seed, repeat=True, shuffle_buffer=cfg.shuffle_buffer
     )
     result = measure(
         lambda batches, n: train_step.run_steps(batches, n).steps,
@@ -140,8 +153,15 @@ def _step_product_model(
         warmup=size.warmup,
         batch_size=cfg.batch_size,
         steps_per_call=cfg.steps_per_execution,
+        slices=size.slices,
     )
-    return {**result, "embedding_dim": model_cfg.embedding_dim, "tasks": list(names)}
+    return {
+        **result,
+        "embedding_dim": model_cfg.embedding_dim,
+        "tasks": list(names),
+        "input": "memory" if split.in_memory else "stream",
+        "load_seconds": load_seconds,
+    }
 
 
 def run_mtlrec(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> dict:
@@ -153,7 +173,9 @@ def run_mtlrec_two_tasks(preprocess_dir: pathlib.Path, size: Size, out: pathlib.
     return _step_product_model(preprocess_dir, size, ("retrieval", "click"))
 
 
-def _plain(preprocess_dir: pathlib.Path, size: Size, steps_per_call: int) -> dict:
+def _plain(
+    preprocess_dir: pathlib.Path, size: Size, steps_per_call: int, *, cached: bool = False
+) -> dict:
     import tensorflow as tf
 
     from bench.train_plain import PlainTwoTaskModel, plain_dataset, plain_step, plain_steps
@@ -169,7 +191,14 @@ def _plain(preprocess_dir: pathlib.Path, size: Size, steps_per_call: int) -> dic
         cfg.batch_size,
         seed=cfg.seed,
         shuffle_buffer=cfg.shuffle_buffer,
+        cached=cached,
     )
+    start = time.perf_counter()
+    if cached:
+        for _ in data:  # the parse, once: fills the cache before the clock, as for mtlrec
+            pass
+        data = data.repeat().prefetch(tf.data.AUTOTUNE)
+    load_seconds = time.perf_counter() - start
     step = plain_step(model, cfg.learning_rate)
     many = plain_steps(step)
 
@@ -187,8 +216,15 @@ def _plain(preprocess_dir: pathlib.Path, size: Size, steps_per_call: int) -> dic
         warmup=size.warmup,
         batch_size=cfg.batch_size,
         steps_per_call=steps_per_call,
+        slices=size.slices,
     )
-    return {**result, "embedding_dim": model_cfg.embedding_dim, "tasks": ["retrieval", "click"]}
+    return {
+        **result,
+        "embedding_dim": model_cfg.embedding_dim,
+        "tasks": ["retrieval", "click"],
+        "input": "memory" if cached else "stream",
+        "load_seconds": load_seconds,
+    }
 
 
 def run_plain(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> dict:
@@ -201,6 +237,11 @@ def run_plain_fused(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path)
     from models.config import TrainingConfig
 
     return _plain(preprocess_dir, size, TrainingConfig().steps_per_execution)
+
+
+def run_plain_cached(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> dict:
+    """The plain model on batches parsed once and cached, as the TFRS tutorials feed it."""
+    return _plain(preprocess_dir, size, 1, cached=True)
 
 
 def run_mtlrec_train(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> dict:
@@ -225,6 +266,7 @@ VARIANTS = {
     "mtlrec_two_tasks": run_mtlrec_two_tasks,
     "plain": run_plain,
     "plain_fused": run_plain_fused,
+    "plain_cached": run_plain_cached,
     "mtlrec_train": run_mtlrec_train,
 }
 
@@ -256,7 +298,7 @@ def run(preprocess_dir: pathlib.Path, size_name: str, work: pathlib.Path) -> dic
     by = {r["variant"]: r for r in rows}
     ratios = {}
     for variant in ("mtlrec", "mtlrec_two_tasks", "mtlrec_train"):
-        for base in ("plain", "plain_fused"):
+        for base in ("plain", "plain_fused", "plain_cached"):
             mine, theirs = by[variant], by[base]
             ratios[f"{variant}_vs_{base}"] = mine["examples_per_s"] / theirs["examples_per_s"]
             ratios[f"{variant}_vs_{base}_median"] = mine["median"] / theirs["median"]
@@ -271,6 +313,8 @@ def table(result: dict) -> str:
         "examples/s (best)",
         "median",
         "input wait",
+        "input",
+        "load s",
         "peak RSS MB",
     ]
     body = [
@@ -281,6 +325,8 @@ def table(result: dict) -> str:
             r["examples_per_s"],
             r["median"],
             r["input_wait_fraction"],
+            r.get("input"),
+            r.get("load_seconds"),
             r["peak_rss_mb"],
         ]
         for r in result["rows"]

@@ -44,9 +44,18 @@ class PlainTwoTaskModel(tfrs.Model):
 
 
 def plain_dataset(
-    file_pattern: str | pathlib.Path, batch_size: int, *, seed: int, shuffle_buffer: int
+    file_pattern: str | pathlib.Path,
+    batch_size: int,
+    *,
+    seed: int,
+    shuffle_buffer: int,
+    cached: bool = False,
 ) -> tf.data.Dataset:
-    """Gzip TFRecords → shuffled, repeated batches of the three columns the model uses."""
+    """Gzip TFRecords → shuffled, repeated batches of the three columns the model uses.
+
+    `cached`: one pass of batches, kept in memory by its first iteration and then repeated
+    in the same order by the caller (the TFRS tutorials' `.shuffle().batch().cache()`).
+    """
     spec = {
         "user_id": tf.io.FixedLenFeature([], tf.int64),
         "item_id": tf.io.FixedLenFeature([], tf.int64),
@@ -57,11 +66,15 @@ def plain_dataset(
         raise ValueError(f"no TFRecord file matches {file_pattern}: run the preprocess step first")
     # A sequential read: `num_parallel_reads` hands records one by one between threads and
     # reads ~8x slower on this machine, which would make the baseline input-bound.
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    ds = ds.shuffle(shuffle_buffer, seed=seed).repeat().batch(batch_size)
-    return ds.map(
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP").shuffle(shuffle_buffer, seed=seed)
+    if not cached:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size).map(
         lambda rows: tf.io.parse_example(rows, spec), num_parallel_calls=tf.data.AUTOTUNE
-    ).prefetch(tf.data.AUTOTUNE)
+    )
+    if cached:
+        return ds.cache()
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def plain_step(model: PlainTwoTaskModel, learning_rate: float):

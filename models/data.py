@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -90,8 +91,15 @@ def make_dataset(
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(batch_size).map(_parser(spec), num_parallel_calls=_AUTOTUNE, deterministic=True)
-    # Splits may have fewer files than workers: shard by element under multi-worker
-    # training instead of tf.data's default, which needs at least one file per worker.
+    return with_input_options(ds)
+
+
+def with_input_options(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Batches sharded by element under multi-worker training, prefetched.
+
+    Splits may have fewer files than workers (and held splits have none): tf.data's default
+    sharding needs at least one file per worker.
+    """
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(_AUTOTUNE)
@@ -103,7 +111,7 @@ def count_examples(file_pattern: str | pathlib.Path) -> int:
     return int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
 
 
-def item_catalogue(dataset: tf.data.Dataset, fs: FeatureSet) -> dict[str, tf.Tensor]:
+def item_catalogue(batches: Iterable[dict[str, tf.Tensor]], fs: FeatureSet) -> dict[str, tf.Tensor]:
     """One row per distinct `item_id` index with its candidate-side features.
 
     Item features are properties of the item, so the first row seen of each item stands for
@@ -112,7 +120,7 @@ def item_catalogue(dataset: tf.data.Dataset, fs: FeatureSet) -> dict[str, tf.Ten
     names = [f.name for f in fs.by_side(Side.CANDIDATE)]
     seen: set[int] = set()
     parts: list[dict[str, tf.Tensor]] = []
-    for batch in dataset:
+    for batch in batches:
         ids = batch["item_id"].numpy()
         _, first = np.unique(ids, return_index=True)
         keep = [int(i) for i in sorted(first) if int(ids[i]) not in seen]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -12,8 +13,9 @@ import tensorflow as tf
 from features.config import FeaturesConfig
 from features.declarations import feature_set
 from models.config import ModelConfig, TaskConfig, TrainingConfig
-from models.data import count_examples, item_catalogue, make_dataset, vocab_sizes_from_tft
+from models.data import item_catalogue, vocab_sizes_from_tft
 from models.loop import fit
+from models.memory_input import open_split
 from models.model import build_model, save_model
 
 TRANSFORM_DIR = "transform_fn"
@@ -54,30 +56,38 @@ def train(
     tasks = tuple(tasks)
     fs = feature_set(features_cfg, tuple(t.label for t in tasks if t.label is not None))
     vocab_sizes = vocab_sizes_from_tft(tft_dir, fs)
-    train_files, eval_files = preprocess_dir / TRAIN_PATTERN, preprocess_dir / EVAL_PATTERN
     cfg = training_cfg
-    steps_per_epoch = cfg.steps_per_epoch or math.ceil(count_examples(train_files) / cfg.batch_size)
+    # Before any op runs: a multi-worker strategy configures collectives at program start.
+    strategy = make_strategy(cfg.strategy)
+    budget = cfg.input_memory_mb * 2**20
+    train_split = open_split(
+        preprocess_dir / TRAIN_PATTERN, tft_dir, passthrough=False, max_bytes=budget
+    )
+    eval_split = open_split(
+        preprocess_dir / EVAL_PATTERN,
+        tft_dir,
+        passthrough=True,
+        max_bytes=max(0, budget - train_split.nbytes) if train_split.in_memory else 0,
+    )
+    steps_per_epoch = cfg.steps_per_epoch or math.ceil(train_split.rows() / cfg.batch_size)
 
     def train_data(epoch: int) -> tf.data.Dataset:
-        return make_dataset(
-            train_files,
-            tft_dir,
+        return train_split.batches(
             cfg.batch_size,
             shuffle=True,
             seed=cfg.seed + epoch,
             repeat=cfg.steps_per_epoch is not None,
             shuffle_buffer=cfg.shuffle_buffer,
-            passthrough=False,
         )
 
     def eval_data() -> tf.data.Dataset:
-        return make_dataset(eval_files, tft_dir, cfg.batch_size, shuffle=False, seed=cfg.seed)
+        return eval_split.batches(cfg.batch_size, shuffle=False, seed=cfg.seed)
 
     def catalogue() -> dict[str, tf.Tensor]:
-        def every_row(pattern):
-            return make_dataset(pattern, tft_dir, 4096, shuffle=False, seed=cfg.seed)
+        def every_row(split):
+            return split.batches(4096, shuffle=False, seed=cfg.seed)
 
-        return item_catalogue(every_row(train_files).concatenate(every_row(eval_files)), fs)
+        return item_catalogue(itertools.chain(every_row(train_split), every_row(eval_split)), fs)
 
     model, summary = fit(
         lambda: build_model(
@@ -89,9 +99,13 @@ def train(
         cfg,
         step_dir,
         steps_per_epoch=steps_per_epoch,
-        strategy=make_strategy(cfg.strategy),
+        strategy=strategy,
         catalogue=catalogue if any(t.kind == "retrieval" for t in tasks) else None,
     )
+    summary["input"] = {
+        "train": "memory" if train_split.in_memory else "stream",
+        "eval": "memory" if eval_split.in_memory else "stream",
+    }
     save_model(model, step_dir / "model")
     (step_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

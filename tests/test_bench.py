@@ -200,12 +200,13 @@ def test_measure_times_the_steps_and_the_input_wait():
         seen.extend(int(next(batches)[0]) for _ in range(n))
         return n
 
-    result = measure(call, data, steps=6, warmup=2, batch_size=4, steps_per_call=4)
-    # Warm-up, then the timed steps, at most 4 steps a call; once on data, once in memory.
-    assert calls == [2, 4, 2, 2, 4, 2]
+    result = measure(call, data, steps=6, warmup=2, batch_size=4, steps_per_call=4, slices=2)
+    # Warm-up of each run, then the timed steps in two slices of 3 that alternate between
+    # the data and the batches in memory, at most 4 steps a call.
+    assert calls == [2, 2, 3, 3, 3, 3]
     # The real run takes batches in order; the in-memory run repeats the first 50 batches.
-    assert seen[:8] == [0, 4, 8, 12, 16, 20, 24, 28]
-    assert seen[8:] == [0, 4, 8, 12, 16, 20, 24, 28]
+    batches = [0, 4, 8, 12, 16, 20, 24, 28]
+    assert seen == batches[:2] * 2 + batches[2:5] * 2 + batches[5:8] * 2
     assert IN_MEMORY_BATCHES > 8
     assert result["rows"] == 24
     assert result["examples_per_s"] == pytest.approx(24 / result["seconds"])
@@ -350,10 +351,18 @@ def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
         "mtlrec_two_tasks",
         "plain",
         "plain_fused",
+        "plain_cached",
         "mtlrec_train",
     ]
     assert trained["rows"][1]["tasks"] == ["retrieval", "click"]
-    assert [r["steps_per_execution"] for r in trained["rows"][2:4]] == [1, 16]
+    assert [r["steps_per_execution"] for r in trained["rows"][2:5]] == [1, 16, 1]
+    assert [r["input"] for r in trained["rows"][:5]] == [
+        "memory",
+        "memory",
+        "stream",
+        "stream",
+        "memory",
+    ]
     assert all(value > 0 for value in trained["ratios"].values())
     served = {(r["model"], r["catalogue_items"]): r for r in read("serving")["rows"]}
     assert served[("retriever", 1000)]["request_rows"] == 1

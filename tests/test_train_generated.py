@@ -47,6 +47,27 @@ def _popularity_recall_at_100(train, evaluation) -> float:
     return float(np.isin(evaluation["item_id"][evaluation["click"] > 0], top).mean())
 
 
+def test_a_split_held_in_memory_has_exactly_the_streamed_rows(preprocessed):
+    from models.memory_input import open_split
+
+    prep = preprocessed[0] / "preprocess"
+    pattern, tft_dir = prep / "eval-*.tfrecord.gz", prep / "transform_fn"
+    held = open_split(pattern, tft_dir, passthrough=True, max_bytes=2**30)
+    streamed = open_split(pattern, tft_dir, passthrough=True, max_bytes=0)
+    assert held.in_memory and not streamed.in_memory
+    assert not open_split(pattern, tft_dir, passthrough=True, max_bytes=10_000).in_memory
+    assert held.rows() == streamed.rows() > 1000
+
+    def rows(split):
+        batches = list(split.batches(1000, shuffle=False, seed=0))
+        return {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
+
+    held_rows, streamed_rows = rows(held), rows(streamed)
+    assert held_rows.keys() == streamed_rows.keys()
+    for name, values in streamed_rows.items():
+        np.testing.assert_array_equal(held_rows[name], values, err_msg=name)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sharing", ["shared_bottom", "mmoe", "ple"])
 def test_trained_model_beats_the_bars(preprocessed, tmp_path, sharing):
@@ -63,6 +84,7 @@ def test_trained_model_beats_the_bars(preprocessed, tmp_path, sharing):
     tft_dir = prep / "transform_fn"
     summary = train(config.tasks, config.model, config.training, config.features, prep, tmp_path)
     assert summary["steps"] > 0 and summary["examples_per_s"] > 0
+    assert summary["input"] == {"train": "memory", "eval": "memory"}
     for name in ("model/model_spec.json", "history.json", "checkpoints/latest/checkpoint"):
         assert (tmp_path / name).exists(), name
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
