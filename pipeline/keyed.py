@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from apache_beam.transforms.window import GlobalWindows
+from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.arrow_coder import RecordBatch
@@ -107,7 +107,8 @@ class GatherBucketPieces(beam.DoFn):
     """(bucket, rows) of the bundle's batches, a bucket's pieces joined up to `piece_rows`;
     everything held is sent once `buffered_rows` are held, and at the bundle's end.
 
-    Works in the global window (batch jobs), where rows flushed at the bundle's end belong.
+    Works in the global window (batch jobs), where rows flushed at the bundle's end belong;
+    a windowed input is refused rather than mixed across windows.
     """
 
     def __init__(
@@ -133,7 +134,14 @@ class GatherBucketPieces(beam.DoFn):
         for bucket in list(self._pieces):
             yield self._take(bucket)
 
-    def process(self, batch: pa.RecordBatch) -> Iterator[tuple[int, pa.RecordBatch]]:
+    def process(
+        self, batch: pa.RecordBatch, window=beam.DoFn.WindowParam
+    ) -> Iterator[tuple[int, pa.RecordBatch]]:
+        if not isinstance(window, GlobalWindow):
+            raise ValueError(
+                f"keyed shuffles gather rows over a bundle and work in the global window only, "
+                f"got {window}: apply beam.WindowInto(GlobalWindows()) before them"
+            )
         for bucket, piece in split_by_bucket(batch, self._keys, self._buckets):
             self._pieces.setdefault(bucket, []).append(piece)
             self._rows[bucket] = self._rows.get(bucket, 0) + piece.num_rows

@@ -5,8 +5,12 @@ from __future__ import annotations
 import collections
 
 import pyarrow as pa
+import pytest
+from apache_beam.transforms.window import GlobalWindow, IntervalWindow
 
 from pipeline import keyed
+
+GLOBAL = GlobalWindow()
 
 
 def _batch(start: int, rows: int) -> pa.RecordBatch:
@@ -20,7 +24,7 @@ def _batch(start: int, rows: int) -> pa.RecordBatch:
 
 def _bundle(fn: keyed.GatherBucketPieces, batches: list[pa.RecordBatch]) -> list:
     fn.start_bundle()
-    out = [element for batch in batches for element in fn.process(batch)]
+    out = [element for batch in batches for element in fn.process(batch, GLOBAL)]
     return out + [windowed.value for windowed in fn.finish_bundle()]
 
 
@@ -39,16 +43,23 @@ def test_pieces_of_a_bucket_are_joined_over_the_bundle():
 def test_a_full_bucket_or_a_full_buffer_is_sent_before_the_bundle_ends():
     fn = keyed.GatherBucketPieces(["user_id"], 2, piece_rows=15, buffered_rows=1_000)
     fn.start_bundle()
-    early = list(fn.process(_batch(0, 20))) + list(fn.process(_batch(20, 20)))
+    early = list(fn.process(_batch(0, 20), GLOBAL)) + list(fn.process(_batch(20, 20), GLOBAL))
     assert early and all(piece.num_rows >= 15 for _, piece in early)
     late = [w.value for w in fn.finish_bundle()]
     assert sum(p.num_rows for _, p in early + late) == 40
 
     fn = keyed.GatherBucketPieces(["user_id"], 4, piece_rows=1_000, buffered_rows=30)
     fn.start_bundle()
-    assert list(fn.process(_batch(0, 20))) == []
-    flushed = list(fn.process(_batch(20, 20)))
+    assert list(fn.process(_batch(0, 20), GLOBAL)) == []
+    flushed = list(fn.process(_batch(20, 20), GLOBAL))
     assert sum(p.num_rows for _, p in flushed) == 40
     assert [w.value for w in fn.finish_bundle()] == []
     counts = collections.Counter(b for b, _ in flushed)
     assert max(counts.values()) == 1
+
+
+def test_a_windowed_input_is_refused_with_the_fix():
+    fn = keyed.GatherBucketPieces(["user_id"], 2)
+    fn.start_bundle()
+    with pytest.raises(ValueError, match=r"global window only.*WindowInto\(GlobalWindows\(\)\)"):
+        list(fn.process(_batch(0, 4), IntervalWindow(0, 60)))
