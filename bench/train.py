@@ -292,8 +292,15 @@ def run(preprocess_dir: pathlib.Path, size_name: str, work: pathlib.Path) -> dic
     for variant, runs in samples.items():
         best = max(runs, key=lambda r: r["examples_per_s"])
         rounds = [r["examples_per_s"] for r in runs]
+        waits = [r["input_wait_fraction"] for r in runs if r["input_wait_fraction"] is not None]
         rows.append(
-            {"variant": variant, **best, "rounds": rounds, "median": statistics.median(rounds)}
+            {
+                "variant": variant,
+                **best,
+                "rounds": rounds,
+                "median": statistics.median(rounds),
+                "input_wait_median": statistics.median(waits) if waits else None,
+            }
         )
     by = {r["variant"]: r for r in rows}
     ratios = {}
@@ -313,6 +320,7 @@ def table(result: dict) -> str:
         "examples/s (best)",
         "median",
         "input wait",
+        "median wait",
         "input",
         "load s",
         "peak RSS MB",
@@ -325,6 +333,7 @@ def table(result: dict) -> str:
             r["examples_per_s"],
             r["median"],
             r["input_wait_fraction"],
+            r["input_wait_median"],
             r.get("input"),
             r.get("load_seconds"),
             r["peak_rss_mb"],

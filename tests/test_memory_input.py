@@ -34,11 +34,35 @@ def _columns(rows: int) -> Columns:
 def test_columns_of_concatenates_every_batch_and_counts_its_bytes():
     columns = columns_of(_batches((0, 3), (3, 5)), max_bytes=10**6)
     assert columns is not None and columns.rows == 5
-    assert columns.tensors["item_id"].numpy().tolist() == [0, 1, 2, 3, 4]
-    np.testing.assert_allclose(columns.tensors["price"].numpy(), [0, 0.1, 0.2, 0.3, 0.4])
-    assert columns.tensors["genres"].to_list() == [[], [1], [2, 2], [], [4]]
+    rows = columns.gather(tf.range(5))
+    assert rows.keys() == {"item_id", "price", "genres"}
+    assert rows["item_id"].numpy().tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(rows["price"].numpy(), [0, 0.1, 0.2, 0.3, 0.4])
+    assert rows["genres"].to_list() == [[], [1], [2, 2], [], [4]]
     # item_id 5 x 8, price 5 x 4; genres: values (3 + 1) x 8, row splits (4 + 3) x 8.
     assert columns.nbytes == 40 + 20 + (3 + 1) * 8 + (4 + 3) * 8
+
+
+def test_dense_columns_are_packed_by_dtype_and_gathered_by_row():
+    tensors = {
+        "b": tf.constant([10, 11, 12], tf.int64),
+        "a": tf.constant([20, 21, 22], tf.int64),
+        "x": tf.constant([0.5, 1.5, 2.5]),
+        "key": tf.constant(["u0", "u1", "u2"]),
+        "genres": tf.ragged.constant([[1], [], [2, 3]], dtype=tf.int64),
+    }
+    columns = Columns.of(tensors, nbytes=0)
+    assert {d: names for d, (names, _) in columns.packed.items()} == {
+        tf.int64: ("a", "b"),
+        tf.float32: ("x",),
+        tf.string: ("key",),
+    }
+    assert list(columns.other) == ["genres"]
+    rows = columns.gather(tf.constant([2, 0]))
+    assert rows["a"].numpy().tolist() == [22, 20] and rows["b"].numpy().tolist() == [12, 10]
+    assert rows["x"].numpy().tolist() == [2.5, 0.5]
+    assert rows["key"].numpy().tolist() == [b"u2", b"u0"]
+    assert rows["genres"].to_list() == [[2, 3], [1]]
 
 
 def test_string_bytes_are_their_lengths_plus_a_pointer_each():
