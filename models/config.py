@@ -108,8 +108,8 @@ class TrainingConfig(ConfigSection):
     """Shuffle buffer of a streamed split (a split held in memory is shuffled whole)."""
     input_memory_mb: int = pydantic.Field(default=2048, ge=0)
     """Hold the train and eval splits in memory, parsed once, while they fit in this many MB
-    together (each worker holds its own copy); larger splits stream from the TFRecords, parsed
-    every epoch. 0 = always stream."""
+    together (each worker holds its own copy; loading peaks at twice that); larger splits
+    stream from the TFRecords, parsed every epoch. 0 = always stream."""
     seed: int = 42
     """Seed for initialisation, shuffling and task sampling: seeded runs are reproducible."""
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"

@@ -49,7 +49,7 @@ class Columns:
             if isinstance(t, tf.Tensor) and t.shape.rank == 1
         }
         packed = {}
-        for dtype in {t.dtype for t in dense.values()}:
+        for dtype in sorted({t.dtype for t in dense.values()}, key=lambda d: d.name):
             names = tuple(name for name, t in dense.items() if t.dtype == dtype)
             packed[dtype] = (names, tf.stack([dense[name] for name in names], axis=1))
         other = {name: t for name, t in tensors.items() if name not in dense}
@@ -90,9 +90,9 @@ def columns_of(batches: tf.data.Dataset, max_bytes: int) -> Columns | None:
         parts.append(batch)
     if not parts:
         return None
-    return Columns.of(
-        {name: tf.concat([p[name] for p in parts], axis=0) for name in parts[0]}, total
-    )
+    tensors = {name: tf.concat([p[name] for p in parts], axis=0) for name in parts[0]}
+    parts.clear()  # while packing, hold two copies of the split, not three
+    return Columns.of(tensors, total)
 
 
 def _epoch_order(rows: int, batch_size: int, shuffle: bool, seed: int):
