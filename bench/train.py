@@ -159,7 +159,7 @@ def _step_product_model(
         **result,
         "embedding_dim": model_cfg.embedding_dim,
         "tasks": list(names),
-        "input": "memory" if split.in_memory else "stream",
+        "input": split.source,
         "load_seconds": load_seconds,
     }
 

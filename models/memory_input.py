@@ -146,6 +146,11 @@ class Split:
         return self.columns is not None
 
     @property
+    def source(self) -> str:
+        """Where batches come from: "memory" or "stream"."""
+        return "memory" if self.in_memory else "stream"
+
+    @property
     def nbytes(self) -> int:
         return 0 if self.columns is None else self.columns.nbytes
 

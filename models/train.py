@@ -102,10 +102,7 @@ def train(
         strategy=strategy,
         catalogue=catalogue if any(t.kind == "retrieval" for t in tasks) else None,
     )
-    summary["input"] = {
-        "train": "memory" if train_split.in_memory else "stream",
-        "eval": "memory" if eval_split.in_memory else "stream",
-    }
+    summary["input"] = {"train": train_split.source, "eval": eval_split.source}
     save_model(model, step_dir / "model")
     (step_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
