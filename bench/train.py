@@ -5,7 +5,8 @@ variant runs alone in a child process:
 - `mtlrec`: the default multi-task model (models.model.build_model, DEFAULT_TASKS) stepped by
   the product's TrainStep.run_steps (`training.steps_per_execution` steps per compiled call)
   on the product's input (models.memory_input: the split parsed once into memory when it
-  fits, as `mtlrec train` does; the parse is `load_seconds`, outside the timed steps);
+  fits, as `mtlrec train` does: row indices, gathered in the compiled step; the parse is
+  `load_seconds`, outside the timed steps);
 - `mtlrec_two_tasks`: the same with only the plain model's tasks (retrieval, click);
 - `plain`: bench.train_plain, a plain TFRS two-tower + click head of the same embedding size,
   stepped from Python one batch per call (a TFRS custom training loop);
@@ -15,8 +16,8 @@ variant runs alone in a child process:
 - `mtlrec_train`: the product's whole `models.train.train` for one epoch of the same steps
   (its own examples/s: training loop only, checkpoints included, evaluation excluded).
 Input wait is measured, not guessed: each of the first five also runs the same steps on
-batches already in memory, and the share of time that saves is the time spent waiting for
-input. Variants run interleaved for several rounds; each reports its best round.
+batches already in memory (features, for `mtlrec` too: its gathers count as input), and the
+share of time that saves is the time spent waiting for input. Variants run interleaved for several rounds; each reports its best round.
 
     python -m bench.train [--size tiny|default] [--preprocess-dir DIR]
 """
@@ -42,7 +43,7 @@ class Size:
     steps: int
     warmup: int = 5
     rounds: int = 3
-    slices: int = 4
+    slices: int = 12
 
 
 SIZES = {
@@ -67,23 +68,36 @@ def _runner(call, dataset, steps_per_call: int):
 
 
 def measure(
-    call, data, *, steps: int, warmup: int, batch_size: int, steps_per_call: int, slices: int = 1
+    call,
+    data,
+    *,
+    steps: int,
+    warmup: int,
+    batch_size: int,
+    steps_per_call: int,
+    slices: int = 1,
+    reference=None,
 ) -> dict:
     """Examples/s on `data`, and the input wait: the share of that time the same steps
     save when their batches are already in memory.
 
     `call(batches, n)` runs up to `n` steps on the iterator `batches` and returns how many.
+    `reference`, a (call, dataset) pair, gives the features of `data`'s batches and the call
+    that steps on them, when `call` makes the features itself (held splits: row indices
+    gathered in the step); by default it is (`call`, `data`).
     Both runs first take `warmup` steps (tracing, first fills of tf.data buffers), then
     alternate in `slices` slices of the `steps`, so both see the same machine: a shared VM's
     speed drifts by more than the effect measured. Between slices the input of `data` reads
-    ahead by at most its buffers (a few batches), little against slices of hundreds of steps.
+    ahead by at most its buffers (a few batches), little against slices of 200 steps, and
+    nothing of what held splits do in the step.
     """
-    in_memory = data.take(IN_MEMORY_BATCHES).cache()
+    reference_call, features = reference or (call, data)
+    in_memory = features.take(IN_MEMORY_BATCHES).cache()
     for _ in in_memory:  # fill the cache before the clock
         pass
     runs = {
         "data": _runner(call, data, steps_per_call),
-        "in_memory": _runner(call, in_memory.repeat(), steps_per_call),
+        "in_memory": _runner(reference_call, in_memory.repeat(), steps_per_call),
     }
     for run in runs.values():
         run(warmup)
@@ -134,7 +148,6 @@ def _step_product_model(
     model = build_model(fs, tasks, model_cfg, vocab, serving_position=features.serving_position)
     optimizer = make_optimizer(cfg, size.steps + size.warmup)
     optimizer.build(model.trainable_variables)
-    train_step = TrainStep(model, optimizer, strategy, l2_embedding=cfg.l2_embedding)
     start = time.perf_counter()
     split = open_split(
         preprocess_dir / "train-*.tfrecord.gz",
@@ -143,17 +156,21 @@ def _step_product_model(
         max_bytes=cfg.input_memory_mb * 2**20,
     )
     load_seconds = time.perf_counter() - start
-    data = split.batches(
-        cfg.batch_size, shuffle=True, seed=cfg.seed, repeat=True, shuffle_buffer=cfg.shuffle_buffer
-    )
+
+    def stepper(prepare):
+        step = TrainStep(model, optimizer, strategy, l2_embedding=cfg.l2_embedding, prepare=prepare)
+        return lambda batches, n: step.run_steps(batches, n).steps
+
+    batches = {"batch_size": cfg.batch_size, "seed": cfg.seed, "repeat": True}
     result = measure(
-        lambda batches, n: train_step.run_steps(batches, n).steps,
-        data,
+        stepper(split.prepare),
+        split.train_batches(**batches, shuffle_buffer=cfg.shuffle_buffer),
         steps=size.steps,
         warmup=size.warmup,
         batch_size=cfg.batch_size,
         steps_per_call=cfg.steps_per_execution,
         slices=size.slices,
+        reference=(stepper(None), split.batches(**batches, shuffle=True)),
     )
     return {
         **result,
@@ -193,12 +210,13 @@ def _plain(
         shuffle_buffer=cfg.shuffle_buffer,
         cached=cached,
     )
-    start = time.perf_counter()
+    load_seconds = None  # streamed: every step parses its batch
     if cached:
+        start = time.perf_counter()
         for _ in data:  # the parse, once: fills the cache before the clock, as for mtlrec
             pass
         data = data.repeat().prefetch(tf.data.AUTOTUNE)
-    load_seconds = time.perf_counter() - start
+        load_seconds = time.perf_counter() - start
     step = plain_step(model, cfg.learning_rate)
     many = plain_steps(step)
 

@@ -33,6 +33,7 @@ class Trainer:
         *,
         steps_per_epoch: int,
         strategy: tf.distribute.Strategy,
+        prepare: Callable[[dict], dict] | None = None,
     ) -> None:
         self.cfg, self.strategy, self.steps_per_epoch = cfg, strategy, steps_per_epoch
         tf.keras.utils.set_random_seed(cfg.seed)
@@ -50,7 +51,7 @@ class Trainer:
         self.resumed_from = self.state.restore()
         self.history = History(step_dir, int(self.state.epoch.numpy()))
         self.step_fn = TrainStep(
-            self.model, self.optimizer, strategy, l2_embedding=cfg.l2_embedding
+            self.model, self.optimizer, strategy, l2_embedding=cfg.l2_embedding, prepare=prepare
         )
         self.weights = {t.name: t.weight for t in tasks}
 
@@ -143,17 +144,28 @@ def fit(
     steps_per_epoch: int,
     strategy: tf.distribute.Strategy,
     catalogue: Callable[[], dict[str, tf.Tensor]] | None = None,
+    prepare: Callable[[dict], dict] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[tf.keras.Model, dict]:
     """Trains (resuming from `step_dir/checkpoints` if present); returns (model, summary).
 
-    The returned model holds the best weights on the eval split when early stopping is on.
+    `prepare` maps each batch of `train_data` to features inside the compiled step (see
+    `TrainStep`). The returned model holds the best weights on the eval split when early
+    stopping is on.
     """
     # A child of the "mtlrec" logger, so the CLI's text or JSON formatting applies.
     log = log or logging.getLogger("mtlrec.train").info
     step_dir = pathlib.Path(step_dir)
     step_dir.mkdir(parents=True, exist_ok=True)
-    run = Trainer(build, tasks, cfg, step_dir, steps_per_epoch=steps_per_epoch, strategy=strategy)
+    run = Trainer(
+        build,
+        tasks,
+        cfg,
+        step_dir,
+        steps_per_epoch=steps_per_epoch,
+        strategy=strategy,
+        prepare=prepare,
+    )
     if run.resumed_from is not None:
         log(f"resuming from step {run.resumed_from} (epoch {run.epoch})")
     items = catalogue() if catalogue is not None else None

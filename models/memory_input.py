@@ -7,6 +7,10 @@ needs. A split that fits in `training.input_memory_mb` is parsed once into colum
 one tf.data element per batch, not per row, as Merlin's dataloader serves batches from
 columns. The permutation covers the whole split, a better shuffle than the streaming
 input's buffer.
+
+For training, the gathers run in the compiled train step itself (`Split.train_batches`
+yields the row indices of each batch, `Split.prepare` gathers them): a tf.data map per
+batch costs more than the gathers it runs.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import dataclasses
 import logging
 import pathlib
 import time
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -22,6 +27,9 @@ from models.data import count_examples, make_dataset, with_input_options
 
 # Records parsed per call while loading: large, so the parse runs as a few big ops.
 _LOAD_BATCH = 65_536
+
+# The one key of a batch of row indices (`row_batches`).
+ROW_INDEX = "row_index"
 
 log = logging.getLogger("mtlrec.train")
 
@@ -61,6 +69,10 @@ class Columns:
         for names, matrix in self.packed.values():
             batch.update(zip(names, tf.unstack(tf.gather(matrix, indices), axis=1), strict=True))
         return batch
+
+    def gather_rows(self, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor | tf.RaggedTensor]:
+        """The features of a batch of `row_batches`."""
+        return self.gather(batch[ROW_INDEX])
 
 
 def tensor_nbytes(tensor: tf.Tensor | tf.RaggedTensor) -> int:
@@ -112,23 +124,33 @@ def _epoch_order(rows: int, batch_size: int, shuffle: bool, seed: int):
     return order
 
 
-def column_batches(
-    columns: Columns, batch_size: int, *, shuffle: bool, seed: int, repeat: bool = False
+def _row_indices(
+    rows: int, batch_size: int, shuffle: bool, seed: int, repeat: bool
 ) -> tf.data.Dataset:
-    """Batches of `columns` (the same dicts `make_dataset` yields).
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    passes = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
+    order = passes.flat_map(_epoch_order(rows, batch_size, shuffle, seed))
+    return order.map(lambda padded, size: {ROW_INDEX: padded[:size]})
+
+
+def row_batches(
+    rows: int, batch_size: int, *, shuffle: bool, seed: int, repeat: bool = False
+) -> tf.data.Dataset:
+    """Batches `{ROW_INDEX: row indices}` of a split of `rows` rows.
 
     With `shuffle`, each pass is a permutation of every row drawn from (`seed`, pass index):
     the same seed gives the same batches, and every pass of a repeated dataset differs.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    passes = tf.data.Dataset.counter() if repeat else tf.data.Dataset.range(1)
-    order = passes.flat_map(_epoch_order(columns.rows, batch_size, shuffle, seed))
-    ds = order.map(
-        lambda padded, size: columns.gather(padded[:size]),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
+    return with_input_options(_row_indices(rows, batch_size, shuffle, seed, repeat))
+
+
+def column_batches(
+    columns: Columns, batch_size: int, *, shuffle: bool, seed: int, repeat: bool = False
+) -> tf.data.Dataset:
+    """Batches of `columns` (the same dicts `make_dataset` yields), in `row_batches` order."""
+    indices = _row_indices(columns.rows, batch_size, shuffle, seed, repeat)
+    ds = indices.map(columns.gather_rows, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return with_input_options(ds)
 
 
@@ -181,6 +203,23 @@ class Split:
             shuffle_buffer=shuffle_buffer,
             passthrough=self.passthrough,
         )
+
+    def train_batches(
+        self, batch_size: int, *, seed: int, repeat: bool = False, shuffle_buffer: int = 10_000
+    ) -> tf.data.Dataset:
+        """Shuffled batches for the train step: row indices if held (see `prepare`)."""
+        if self.columns is not None:
+            return row_batches(
+                self.columns.rows, batch_size, shuffle=True, seed=seed, repeat=repeat
+            )
+        return self.batches(
+            batch_size, shuffle=True, seed=seed, repeat=repeat, shuffle_buffer=shuffle_buffer
+        )
+
+    @property
+    def prepare(self) -> Callable[[dict], dict] | None:
+        """What the train step applies to a batch of `train_batches`: the gather if held."""
+        return None if self.columns is None else self.columns.gather_rows
 
 
 def open_split(

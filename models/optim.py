@@ -10,6 +10,7 @@ state would otherwise move other tasks' weights even with a zero gradient.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -81,7 +82,9 @@ class TrainStep:
     """Compiled optimizer steps: `joint(batch)` on the weighted sum, `task(name, batch)` on one.
 
     Each replica's loss is divided by the number of replicas: gradients are summed across
-    replicas, so the step follows the global mean loss.
+    replicas, so the step follows the global mean loss. `prepare`, if given, turns each
+    replica's batch into the features inside the compiled step (held splits gather their
+    rows there: `models.memory_input.Split.prepare`).
     """
 
     def __init__(
@@ -91,14 +94,18 @@ class TrainStep:
         strategy: tf.distribute.Strategy,
         *,
         l2_embedding: float = 0.0,
+        prepare: Callable[[dict], dict] | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy
         self.l2_embedding = l2_embedding
+        self.prepare = prepare
         self._compiled: dict[object, tf.types.experimental.GenericFunction] = {}
 
     def _replica_step(self, batch, names, variables):
+        if self.prepare is not None:
+            batch = self.prepare(batch)
         with tf.GradientTape() as tape:
             losses = self.model.task_losses(batch, names, training=True)
             total = self.model.weighting(losses)

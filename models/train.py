@@ -72,9 +72,8 @@ def train(
     steps_per_epoch = cfg.steps_per_epoch or math.ceil(train_split.rows() / cfg.batch_size)
 
     def train_data(epoch: int) -> tf.data.Dataset:
-        return train_split.batches(
+        return train_split.train_batches(
             cfg.batch_size,
-            shuffle=True,
             seed=cfg.seed + epoch,
             repeat=cfg.steps_per_epoch is not None,
             shuffle_buffer=cfg.shuffle_buffer,
@@ -101,6 +100,7 @@ def train(
         steps_per_epoch=steps_per_epoch,
         strategy=strategy,
         catalogue=catalogue if any(t.kind == "retrieval" for t in tasks) else None,
+        prepare=train_split.prepare,
     )
     summary["input"] = {"train": train_split.source, "eval": eval_split.source}
     save_model(model, step_dir / "model")

@@ -1,10 +1,20 @@
 """Splits held in memory: exact columns, budgets, and batches that are permutations of rows."""
 
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.memory_input import Columns, column_batches, columns_of, tensor_nbytes
+from models.memory_input import (
+    ROW_INDEX,
+    Columns,
+    Split,
+    column_batches,
+    columns_of,
+    row_batches,
+    tensor_nbytes,
+)
 
 
 def _rows(start: int, stop: int) -> dict[str, tf.Tensor]:
@@ -80,6 +90,26 @@ def test_unshuffled_batches_are_the_rows_in_order_with_a_short_last_batch():
     assert [b["item_id"].numpy().tolist() for b in batches] == [[0, 1], [2, 3], [4]]
     assert [b["genres"].to_list() for b in batches] == [[[], [1]], [[2, 2], []], [[4]]]
     np.testing.assert_allclose(batches[2]["price"].numpy(), [0.4])
+
+
+def test_row_batches_are_the_indices_the_column_batches_gather():
+    indices = [b[ROW_INDEX].numpy().tolist() for b in row_batches(5, 2, shuffle=False, seed=0)]
+    assert indices == [[0, 1], [2, 3], [4]]
+    columns = _columns(50)
+    shuffled = row_batches(50, 8, shuffle=True, seed=7, repeat=True).take(9)
+    gathered = [columns.gather_rows(b)["item_id"].numpy().tolist() for b in shuffled]
+    expected = column_batches(columns, 8, shuffle=True, seed=7, repeat=True).take(9)
+    assert gathered == [b["item_id"].numpy().tolist() for b in expected]
+
+
+def test_a_held_split_trains_on_row_indices_and_a_streamed_one_on_features():
+    columns = _columns(10)
+    held = Split(pathlib.Path("train-*"), pathlib.Path("tft"), False, columns)
+    assert held.prepare == columns.gather_rows
+    batch = next(iter(held.train_batches(4, seed=3)))
+    assert batch.keys() == {ROW_INDEX}
+    assert held.prepare(batch)["item_id"].numpy().tolist() == batch[ROW_INDEX].numpy().tolist()
+    assert Split(pathlib.Path("train-*"), pathlib.Path("tft"), False, None).prepare is None
 
 
 def _pass_ids(dataset: tf.data.Dataset, batches: int) -> list[int]:

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from models.config import TaskConfig, TrainingConfig
 from models.heads import TaskHead
+from models.memory_input import Columns, column_batches, row_batches
 from models.optim import TaskSampler, TrainStep, make_optimizer
 from models.sharing import SharedBottom
 from models.tasks import MaskedRegressionTask
@@ -98,14 +99,19 @@ def test_task_sampler_follows_probabilities_and_seed():
     assert [again.draw() for _ in range(2000)] == draws
 
 
-def _trained(mode: str, steps_in_one_call: bool):
-    """A fresh LinearTwoTask after 10 steps, one call per step or one call for all."""
+def _fresh(prepare=None) -> tuple[LinearTwoTask, TrainStep]:
+    """A seeded LinearTwoTask and its TrainStep (Adam, lr 0.02, 10 steps planned)."""
     tf.keras.utils.set_random_seed(3)
     model = LinearTwoTask()
     model.task_losses(next(iter(_dataset(1))))
     optimizer = make_optimizer(TrainingConfig(learning_rate=0.02, clipnorm=None), 10)
     optimizer.build(model.trainable_variables)
-    step = TrainStep(model, optimizer, tf.distribute.get_strategy())
+    return model, TrainStep(model, optimizer, tf.distribute.get_strategy(), prepare=prepare)
+
+
+def _trained(mode: str, steps_in_one_call: bool):
+    """A fresh LinearTwoTask after 10 steps, one call per step or one call for all."""
+    model, step = _fresh()
     task = None if mode == "joint" else "y2"
     names = tuple(TRUTH) if task is None else (task,)
     if steps_in_one_call:
@@ -128,3 +134,19 @@ def test_steps_in_one_call_equal_single_steps(mode):
         np.testing.assert_allclose(sums[name], value, rtol=1e-5, err_msg=name)
     for got, want in zip(one_call.trainable_variables, single.trainable_variables, strict=True):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5, err_msg=got.name)
+
+
+def test_row_indices_gathered_in_the_step_train_as_the_gathered_features():
+    columns = Columns.of(next(iter(_dataset(1).unbatch().batch(4096))), nbytes=0)
+    gathered, step = _fresh(prepare=columns.gather_rows)
+    result = step.run_steps(iter(row_batches(64, 16, shuffle=True, seed=5)), 10)
+    losses, _ = step.joint(next(iter(row_batches(64, 16, shuffle=False, seed=0))))
+    direct, step = _fresh()
+    expected = step.run_steps(iter(column_batches(columns, 16, shuffle=True, seed=5)), 10)
+    expected_losses, _ = step.joint(next(iter(column_batches(columns, 16, shuffle=False, seed=0))))
+    assert (result.steps, result.rows) == (4, 64)  # row indices count as rows
+    assert result.loss_sums == pytest.approx(expected.loss_sums, rel=1e-6)
+    for name, value in expected_losses.items():
+        np.testing.assert_allclose(losses[name], value, rtol=1e-6, err_msg=name)
+    for got, want in zip(gathered.trainable_variables, direct.trainable_variables, strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, err_msg=got.name)
