@@ -17,7 +17,8 @@ variant runs alone in a child process:
   (its own examples/s: training loop only, checkpoints included, evaluation excluded).
 Input wait is measured, not guessed: each of the first five also runs the same steps on
 batches already in memory (features, for `mtlrec` too: its gathers count as input), and the
-share of time that saves is the time spent waiting for input. Variants run interleaved for several rounds; each reports its best round.
+share of time that saves is the time spent waiting for input. Variants run interleaved for
+several rounds; each reports its best round.
 
     python -m bench.train [--size tiny|default] [--preprocess-dir DIR]
 """

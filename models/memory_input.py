@@ -205,7 +205,7 @@ class Split:
         )
 
     def train_batches(
-        self, batch_size: int, *, seed: int, repeat: bool = False, shuffle_buffer: int = 10_000
+        self, batch_size: int, *, seed: int, shuffle_buffer: int, repeat: bool = False
     ) -> tf.data.Dataset:
         """Shuffled batches for the train step: row indices if held (see `prepare`)."""
         if self.columns is not None:

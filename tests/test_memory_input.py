@@ -106,7 +106,7 @@ def test_a_held_split_trains_on_row_indices_and_a_streamed_one_on_features():
     columns = _columns(10)
     held = Split(pathlib.Path("train-*"), pathlib.Path("tft"), False, columns)
     assert held.prepare == columns.gather_rows
-    batch = next(iter(held.train_batches(4, seed=3)))
+    batch = next(iter(held.train_batches(4, seed=3, shuffle_buffer=10)))
     assert batch.keys() == {ROW_INDEX}
     assert held.prepare(batch)["item_id"].numpy().tolist() == batch[ROW_INDEX].numpy().tolist()
     assert Split(pathlib.Path("train-*"), pathlib.Path("tft"), False, None).prepare is None
