@@ -159,7 +159,6 @@ def FirstRowPerItem(  # noqa: N802
     """Catalogue rows: the item columns of each item's first row (smallest _file, _row)."""
     return (
         rows
-        | "BucketByItem" >> keyed.BucketBatches(["item_id"], buckets)
-        | "GroupItems" >> beam.GroupByKey()
+        | "ByItem" >> keyed.GroupBuckets(["item_id"], buckets)
         | "FirstRows" >> beam.FlatMap(_first_rows, list(columns))
     )

@@ -13,12 +13,12 @@ Side tables join on their key (items: item_id, users: user_id).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from features import readers, schema
 from features.declarations import JOINED_COLUMNS
+from pipeline import keyed
 
 IMPRESSION_KEY = ("user_id", "request_id", "item_id")
 BUCKET_KEY = ("user_id",)
@@ -50,14 +50,22 @@ JOINED_CLICK_SCHEMA = pa.schema(
 MARK_SCHEMA = pa.schema([(c, pa.string()) for c in IMPRESSION_KEY])
 
 
-def _frame(table: pa.Table, columns) -> pd.DataFrame:
-    return pd.DataFrame({c: table.column(c).to_numpy(zero_copy_only=False) for c in columns})
+ORDER = (("ts", "ascending"), (readers.FILE_COLUMN, "ascending"), (readers.ROW_COLUMN, "ascending"))
+# Arrow's hash joins and group-bys run in C++ on the string keys; pandas merges made a Python
+# object per key value and were most of the join's time.
 
 
-def _to_table(frame: pd.DataFrame, arrow_schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pandas(
-        frame[list(arrow_schema.names)], schema=arrow_schema, preserve_index=False
-    )
+def _in_window(pairs: pa.Table, later: str, earlier: str, window_ms: int) -> pa.Table:
+    delay = pc.subtract(pairs.column(later), pairs.column(earlier))
+    return pairs.filter(pc.and_(pc.greater_equal(delay, 0), pc.less_equal(delay, window_ms)))
+
+
+def _ordered_by(table: pa.Table, column: str) -> pa.Table:
+    return table.take(pc.sort_indices(table.column(column))).drop_columns([column])
+
+
+def _with_row_number(table: pa.Table, name: str) -> pa.Table:
+    return table.append_column(name, pa.array(np.arange(table.num_rows, dtype=np.int64)))
 
 
 def label_clicks(
@@ -65,63 +73,76 @@ def label_clicks(
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
     """Step 1: (examples, joined clicks, counts) for the impressions and clicks of a bucket."""
     keys = list(IMPRESSION_KEY)
-    imps = _frame(impressions, [*EXAMPLE_SCHEMA.names[:6], readers.FILE_COLUMN, "_row"])
-    first = imps.sort_values(["ts", readers.FILE_COLUMN, "_row"], kind="stable")
-    examples = first.drop_duplicates(keys, keep="first").reset_index(drop=True)
-    cl = _frame(clicks, ["event_id", "user_id", "item_id", "ts", "request_id", "dwell_s"])
-    pairs = cl.merge(imps[[*keys, "ts"]], on=keys, suffixes=("", "_imp"))
-    delay = pairs["ts"] - pairs["ts_imp"]
-    pairs = pairs[(delay >= 0) & (delay <= window_ms)].drop_duplicates("event_id")
-    per_key = pairs.groupby(keys, sort=False).agg(
-        dwell_s=("dwell_s", "max"), dwell_rows=("dwell_s", "count")
-    )
-    examples = examples.merge(per_key.reset_index(), on=keys, how="left")
-    examples["click"] = examples["dwell_rows"].notna().astype(np.int64)
-    examples["has_dwell"] = (examples["dwell_rows"].fillna(0) > 0).astype(np.int64)
-    examples["purchase"] = np.zeros(len(examples), dtype=np.int64)
-    examples["impression"] = np.ones(len(examples), dtype=np.int64)
-    joined = cl[cl["event_id"].isin(pairs["event_id"])]
+    shown_at = impressions.select([*keys, "ts"]).rename_columns([*keys, "ts_imp"])
+    pairs = clicks.select([*keys, "event_id", "ts"]).join(shown_at, keys=keys)
+    joined_ids = _in_window(pairs, "ts", "ts_imp", window_ms).column("event_id")
+    joined = clicks.filter(pc.is_in(clicks.column("event_id"), value_set=joined_ids))
+    per_key = joined.group_by(keys).aggregate([("dwell_s", "max"), ("dwell_s", "count")])
+    # The first copy of each impression key: its smallest row number in ORDER.
+    order = pc.sort_indices(impressions, sort_keys=list(ORDER))
+    numbered = _with_row_number(impressions.select(keys).take(order), "_n")
+    first = numbered.group_by(keys).aggregate([("_n", "min")])
+    labels = first.join(per_key, keys=keys, join_type="left outer").sort_by("_n_min")
+    shown = EXAMPLE_SCHEMA.names[:6]
+    examples = impressions.select(shown).take(order.take(labels.column("_n_min")))
+    n = examples.num_rows
+    columns = {c: examples.column(c) for c in shown}
+    columns |= {
+        "click": pc.cast(labels.column("dwell_s_count").is_valid(), pa.int64()),
+        "purchase": pa.array(np.zeros(n, np.int64)),
+        "dwell_s": labels.column("dwell_s_max"),
+        "has_dwell": pc.cast(
+            pc.fill_null(pc.greater(labels.column("dwell_s_count"), 0), False), pa.int64()
+        ),
+        "impression": pa.array(np.ones(n, np.int64)),
+    }
+    examples = pa.table(columns, schema=EXAMPLE_SCHEMA)
     counts = {
         "impressions": impressions.num_rows,
-        "impressions_deduplicated": impressions.num_rows - len(examples),
-        "clicks_joined": len(joined),
-        "orphan_clicks": clicks.num_rows - len(joined),
-        "clicked_impressions": int(examples["click"].sum()),
+        "impressions_deduplicated": impressions.num_rows - n,
+        "clicks_joined": joined.num_rows,
+        "orphan_clicks": clicks.num_rows - joined.num_rows,
+        "clicked_impressions": pc.sum(examples.column("click")).as_py() or 0,
     }
-    return _to_table(examples, EXAMPLE_SCHEMA), _to_table(joined, JOINED_CLICK_SCHEMA), counts
+    joined = joined.select(JOINED_CLICK_SCHEMA.names).cast(JOINED_CLICK_SCHEMA)
+    return examples, joined, counts
 
 
 def attribute_purchases(
     joined_clicks: pa.Table, purchases: pa.Table, window_ms: int
 ) -> tuple[pa.Table, dict[str, int]]:
     """Step 2: (impression keys to mark purchased, counts) for the purchases of a bucket."""
-    cl = _frame(joined_clicks, JOINED_CLICK_SCHEMA.names)
-    pu = _frame(purchases, ["event_id", "user_id", "item_id", "ts"])
-    pairs = pu.merge(cl, on=list(PURCHASE_KEY), suffixes=("", "_click"))
-    delay = pairs["ts"] - pairs["ts_click"]
-    pairs = pairs[(delay >= 0) & (delay <= window_ms)]
-    # Last click wins; equal click times fall back to the smaller request_id (deterministic).
-    pairs = pairs.sort_values(
-        ["event_id", "ts_click", "request_id"], ascending=[True, False, True], kind="stable"
+    click_columns = ["user_id", "item_id", "ts_click", "request_id"]
+    cl = joined_clicks.select(["user_id", "item_id", "ts", "request_id"]).rename_columns(
+        click_columns
     )
-    winners = pairs.drop_duplicates("event_id", keep="first")
-    marks = winners[list(IMPRESSION_KEY)].drop_duplicates()
+    pu = purchases.select(["event_id", "user_id", "item_id", "ts"])
+    pairs = _in_window(pu.join(cl, keys=list(PURCHASE_KEY)), "ts", "ts_click", window_ms)
+    # Last click wins; equal click times fall back to the smaller request_id (deterministic).
+    pairs = pairs.sort_by(
+        [("event_id", "ascending"), ("ts_click", "descending"), ("request_id", "ascending")]
+    )
+    winners = pairs.filter(keyed.key_starts(pairs.select(["event_id"])))
+    marks = winners.select(list(IMPRESSION_KEY)).group_by(list(IMPRESSION_KEY)).aggregate([])
     counts = {
-        "purchases_attributed": len(winners),
-        "orphan_purchases": purchases.num_rows - len(winners),
+        "purchases_attributed": winners.num_rows,
+        "orphan_purchases": purchases.num_rows - winners.num_rows,
     }
-    return _to_table(marks, MARK_SCHEMA), counts
+    return marks.select(MARK_SCHEMA.names).cast(MARK_SCHEMA), counts
 
 
 def mark_purchases(examples: pa.Table, marks: pa.Table) -> tuple[pa.Table, dict[str, int]]:
     """Step 2: purchase = 1 on the examples whose key some purchase was attributed to."""
-    ex = examples.to_pandas()
     keys = list(IMPRESSION_KEY)
-    marked = _frame(marks, keys).drop_duplicates()
-    marked["_marked"] = True
-    ex = ex.merge(marked, on=keys, how="left")
-    ex["purchase"] = ex["_marked"].notna().astype(np.int64)
-    return _to_table(ex, examples.schema), {"purchased_impressions": int(ex["purchase"].sum())}
+    distinct = marks.group_by(keys).aggregate([])
+    flags = distinct.append_column("_marked", pa.array(np.ones(distinct.num_rows, np.int64)))
+    numbered = _with_row_number(examples.select(keys), "_example")
+    # One row per example (the marks are distinct), put back in the examples' order.
+    flagged = _ordered_by(numbered.join(flags, keys=keys, join_type="left outer"), "_example")
+    purchase = pc.fill_null(flagged.column("_marked"), 0)
+    at = examples.schema.get_field_index("purchase")
+    examples = examples.set_column(at, examples.schema.field(at), purchase)
+    return examples, {"purchased_impressions": pc.sum(purchase).as_py() or 0}
 
 
 def of_type(events: pa.Table, event_type: str) -> pa.Table:
@@ -191,17 +212,13 @@ def join_side(examples: pa.Table, side: pa.Table, table: schema.Table) -> pa.Tab
 
 def catalogue(item_ids: pa.Table, items: pa.Table, columns: list[str]) -> pa.Table:
     """One row per item id of the items table or the events, with the item `columns`."""
-    ids = pd.unique(
-        np.concatenate(
-            [
-                item_ids.column("item_id").to_numpy(zero_copy_only=False),
-                items.column("item_id").to_numpy(zero_copy_only=False),
-            ]
+    ids = pc.unique(
+        pa.chunked_array(
+            [*item_ids.column("item_id").chunks, *items.column("item_id").chunks], pa.string()
         )
     )
-    rows = pd.DataFrame({"item_id": ids}).merge(
-        _frame(items, ["item_id", *columns]), on="item_id", how="left"
+    rows = pa.table({"item_id": ids}).join(
+        items.select(["item_id", *columns]), keys="item_id", join_type="left outer"
     )
-    rows = rows.sort_values("item_id", kind="stable")
     fields = [items.schema.field("item_id"), *(items.schema.field(c) for c in columns)]
-    return _to_table(rows, pa.schema(fields))
+    return rows.sort_by("item_id").select(["item_id", *columns]).cast(pa.schema(fields))

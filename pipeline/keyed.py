@@ -18,11 +18,12 @@ import pyarrow.compute as pc
 from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.arrow_coder import RecordBatch
+from pipeline.arrow_coder import RecordBatchCoder
 
 DEFAULT_BUCKETS = 64
 ROWS_PER_BUCKET = 100_000
 MIN_BUCKETS, MAX_BUCKETS = 8, 4096
+_SHUFFLE_CODER = RecordBatchCoder()
 # A batch cut into hundreds of buckets makes hundreds of small pieces; each shuffled element
 # pays the coder's fixed cost (schema, IPC framing) and a runner state entry, so pieces of
 # one bucket are gathered over the bundle first, within a bound on the rows held.
@@ -66,15 +67,30 @@ def first_per_key(table: pa.Table, keys: Sequence[str], order_by: Sequence[str])
     if table.num_rows == 0:
         return np.zeros(0, dtype=bool)
     sort_keys = [(k, "ascending") for k in (*keys, *order_by)]
-    order = pc.sort_indices(table, sort_keys=sort_keys).to_numpy()
-    starts = np.zeros(len(order), dtype=bool)
-    starts[0] = True
-    for key in keys:
-        values = table.column(key).take(pa.array(order)).to_numpy(zero_copy_only=False)
-        starts[1:] |= values[1:] != values[:-1]
+    order = pc.sort_indices(table, sort_keys=sort_keys)
+    starts = key_starts(table.select(list(keys)).take(order))
     mask = np.zeros(len(order), dtype=bool)
-    mask[order] = starts
+    mask[order.to_numpy()] = starts
     return mask
+
+
+def key_starts(keys: pa.Table) -> np.ndarray:
+    """Mask of the rows of key-sorted `keys` whose key differs from the previous row's.
+
+    Compared in Arrow: converting string columns to numpy would make a Python object per
+    value. Null keys equal each other, as in a group-by.
+    """
+    starts = np.zeros(keys.num_rows, dtype=bool)
+    if keys.num_rows == 0:
+        return starts
+    starts[0] = True
+    for column in keys.columns:
+        previous, current = column.slice(0, len(column) - 1), column.slice(1)
+        differs = pc.coalesce(
+            pc.not_equal(current, previous), pc.xor(current.is_null(), previous.is_null())
+        )
+        starts[1:] |= differs.to_numpy(zero_copy_only=False)
+    return starts
 
 
 def to_batches(table: pa.Table) -> Iterator[pa.RecordBatch]:
@@ -91,15 +107,24 @@ def group_tables(
     return {name: concat(grouped.get(name, ()), schemas[name]) for name in schemas}
 
 
-def _tag(element: tuple[int, pa.RecordBatch], name: str) -> tuple[int, tuple[str, pa.RecordBatch]]:
+def _pack(element: tuple[int, pa.RecordBatch]) -> tuple[int, bytes]:
+    return element[0], _SHUFFLE_CODER.encode(element[1])
+
+
+def _unpack(element: tuple[int, Iterable[bytes]]) -> tuple[int, list[pa.RecordBatch]]:
+    bucket, packed = element
+    return bucket, [_SHUFFLE_CODER.decode(p) for p in packed]
+
+
+def _tag(element: tuple[int, bytes], name: str) -> tuple[int, tuple[str, bytes]]:
     return element[0], (name, element[1])
 
 
 def _collect(element, names: Sequence[str]) -> tuple[int, dict[str, list[pa.RecordBatch]]]:
     bucket, tagged = element
     grouped: dict[str, list[pa.RecordBatch]] = {name: [] for name in names}
-    for name, batch in tagged:
-        grouped[name].append(batch)
+    for name, packed in tagged:
+        grouped[name].append(_SHUFFLE_CODER.decode(packed))
     return bucket, grouped
 
 
@@ -159,9 +184,32 @@ class GatherBucketPieces(beam.DoFn):
 def BucketBatches(  # noqa: N802 (Beam transform names are CamelCase)
     batches: beam.PCollection, keys: Sequence[str], buckets: int
 ) -> beam.PCollection:
-    """(bucket, rows of that bucket) pieces of the batches, typed for the Arrow coder."""
-    return batches | "Split" >> beam.ParDo(GatherBucketPieces(keys, buckets)).with_output_types(
-        tuple[int, RecordBatch]
+    """(bucket, packed rows of that bucket) pieces of the batches, ready for a GroupByKey.
+
+    The rows travel as Arrow IPC bytes (`RecordBatchCoder`) that only the grouped side
+    unpacks: a runner's grouping table decodes and re-encodes every value with its coder
+    (the FnApiRunner does, in its one process), and bytes it only copies.
+    """
+    return (
+        batches
+        | "Split" >> beam.ParDo(GatherBucketPieces(keys, buckets))
+        | "Pack" >> beam.Map(_pack).with_output_types(tuple[int, bytes])
+    )
+
+
+@beam.ptransform_fn
+def GroupBuckets(  # noqa: N802
+    batches: beam.PCollection, keys: Sequence[str], buckets: int
+) -> beam.PCollection:
+    """GroupByKey of a RecordBatch PCollection on the hash bucket of `keys`.
+
+    Returns (bucket, [batches]) per non-empty bucket.
+    """
+    return (
+        batches
+        | "Bucket" >> BucketBatches(keys, buckets)
+        | "Group" >> beam.GroupByKey()
+        | "Unpack" >> beam.Map(_unpack)
     )
 
 
@@ -172,14 +220,12 @@ def CoGroupBatches(  # noqa: N802
     """CoGroupByKey of RecordBatch PCollections on the hash bucket of `keys`.
 
     Returns (bucket, {input name: [batches]}) per non-empty bucket. Built from Flatten and
-    GroupByKey rather than `beam.CoGroupByKey` so that the shuffled values keep a type hint
-    and travel with the Arrow coder.
+    GroupByKey rather than `beam.CoGroupByKey` so that the shuffled values stay packed bytes.
     """
     tagged = [
         batches
         | f"Bucket[{name}]" >> BucketBatches(keys, buckets)
-        | f"Tag[{name}]"
-        >> beam.Map(_tag, name).with_output_types(tuple[int, tuple[str, RecordBatch]])
+        | f"Tag[{name}]" >> beam.Map(_tag, name).with_output_types(tuple[int, tuple[str, bytes]])
         for name, batches in inputs.items()
     ]
     return (

@@ -113,8 +113,7 @@ def DropDuplicates(  # noqa: N802
     """One row per `table.key` (main), `duplicates` records and `counts` dicts."""
     return (
         accepted
-        | "BucketByKey" >> keyed.BucketBatches([table.key], buckets)
-        | "GroupBucket" >> beam.GroupByKey()
+        | "GroupByKey" >> keyed.GroupBuckets([table.key], buckets)
         | "KeepFirst"
         >> beam.ParDo(_DedupeBucketFn(table))
         .with_output_types(RecordBatch)
