@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.arrow_coder import RecordBatchCoder
+from pipeline.arrow_coder import RecordBatch, RecordBatchCoder
 
 DEFAULT_BUCKETS = 64
 ROWS_PER_BUCKET = 100_000
@@ -192,7 +192,8 @@ def BucketBatches(  # noqa: N802 (Beam transform names are CamelCase)
     """
     return (
         batches
-        | "Split" >> beam.ParDo(GatherBucketPieces(keys, buckets))
+        | "Split"
+        >> beam.ParDo(GatherBucketPieces(keys, buckets)).with_output_types(tuple[int, RecordBatch])
         | "Pack" >> beam.Map(_pack).with_output_types(tuple[int, bytes])
     )
 
@@ -209,7 +210,7 @@ def GroupBuckets(  # noqa: N802
         batches
         | "Bucket" >> BucketBatches(keys, buckets)
         | "Group" >> beam.GroupByKey()
-        | "Unpack" >> beam.Map(_unpack)
+        | "Unpack" >> beam.Map(_unpack).with_output_types(tuple[int, list[RecordBatch]])
     )
 
 
@@ -232,5 +233,8 @@ def CoGroupBatches(  # noqa: N802
         tagged
         | "Flatten" >> beam.Flatten()
         | "Group" >> beam.GroupByKey()
-        | "Collect" >> beam.Map(_collect, list(inputs))
+        | "Collect"
+        >> beam.Map(_collect, list(inputs)).with_output_types(
+            tuple[int, dict[str, list[RecordBatch]]]
+        )
     )
