@@ -50,6 +50,8 @@ def _parse_float(text: pa.Array) -> pa.Array:
 def _parse_int(text: pa.Array) -> pa.Array:
     """Integers, and integral finite floats such as "5.0" (how float columns print ints)."""
     exact = pc.cast(_null_unless(pc.match_substring_regex(text, _INT_RE), text), pa.int64())
+    if exact.null_count == text.null_count:
+        return exact  # every value spelled as an integer: no float spellings to try
     as_float = _parse_float(text)
     integral = pc.and_(
         pc.equal(pc.floor(as_float), as_float), pc.less(pc.abs(as_float), _MAX_EXACT_FLOAT_INT)
@@ -79,6 +81,8 @@ def _iso_ns_one(value: str | None) -> int | None:
 def _parse_timestamp(text: pa.Array) -> pa.Array:
     """Integer milliseconds, or ISO-8601 with or without zone (naive means UTC), to int64 ms."""
     millis = _parse_int(text)
+    if millis.null_count == text.null_count:
+        return millis  # every value in milliseconds: no ISO-8601 text to parse
     iso = pc.match_substring_regex(text, _ISO_RE)
     zoned = pc.and_(iso, pc.match_substring_regex(text, _ZONED_RE))
     naive = pc.and_(iso, pc.invert(zoned))
