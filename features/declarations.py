@@ -137,12 +137,15 @@ JOINED_COLUMNS: dict[str, Dtype] = {
 # (`data.orphan_clicks_to_retrieval`).
 RANKING_MASK = "ranking_mask"
 
+# The example's raw ts after the transform: evaluation orders by it, and the preprocess job
+# splits the transformed examples into train and eval by it.
+EVENT_TS = "event_ts"
 # Raw values passed through untransformed, for evaluation (GAUC per user, slices).
 PASSTHROUGH: dict[str, str] = {
     "user_key": "user_id",
     "item_key": "item_id",
     "device_key": "device",
-    "event_ts": "ts",
+    EVENT_TS: "ts",
 }
 
 # Per-example log of the item's sampling probability in the training span (logQ correction).

@@ -169,7 +169,9 @@ def build_preprocess_pipeline(
         available.discard("impression")
     columns = input_columns(settings.feature_set, available)
     transform_counts = {"train": splits.train, "eval": splits.eval} | "Transform" >> (
-        TransformAndWrite(settings.feature_set, columns, str(step_dir))
+        TransformAndWrite(
+            beam.pvalue.AsSingleton(boundary), settings.feature_set, columns, str(step_dir)
+        )
     )
     _ = (
         splits.eval

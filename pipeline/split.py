@@ -79,9 +79,20 @@ class TsRange(beam.CombineFn):
         return acc
 
 
+def _is_train(ts: pa.Array, boundary: int) -> pa.Array:
+    if pa.types.is_list(ts.type) or pa.types.is_large_list(ts.type):
+        ts = pc.list_flatten(ts)  # one value per row
+    return pc.less(ts, boundary)
+
+
 class _SplitFn(beam.DoFn):
+    """Main output: the training rows of each batch; tagged `eval`: the rest."""
+
+    def __init__(self, ts_column: str):
+        self._ts_column = ts_column
+
     def process(self, batch: pa.RecordBatch, boundary: int):
-        is_train = pc.less(batch.column("ts"), boundary)
+        is_train = _is_train(batch.column(self._ts_column), boundary)
         train = batch.filter(is_train)
         evaluation = batch.filter(pc.invert(is_train))
         if train.num_rows:
@@ -92,12 +103,12 @@ class _SplitFn(beam.DoFn):
 
 @beam.ptransform_fn
 def SplitByTime(  # noqa: N802
-    examples: beam.PCollection, boundary: beam.pvalue.AsSingleton
+    examples: beam.PCollection, boundary: beam.pvalue.AsSingleton, ts_column: str = "ts"
 ) -> beam.pvalue.DoOutputsTuple:
-    """`train` (ts < boundary) and `eval` RecordBatches."""
-    # Typed main output: training batches cross stage boundaries (tf.Transform reads them in
-    # two phases) with the Arrow coder instead of pickle.
-    split = beam.ParDo(_SplitFn(), boundary).with_output_types(RecordBatch)
+    """`train` (ts < boundary) and `eval` RecordBatches; `ts_column` may hold one-value lists
+    (tf.Transform's record batches)."""
+    # Typed main output: batches that cross a stage boundary travel with the Arrow coder.
+    split = beam.ParDo(_SplitFn(ts_column), boundary).with_output_types(RecordBatch)
     return examples | "Split" >> split.with_outputs("eval", main="train")
 
 

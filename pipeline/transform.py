@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.declarations import JOINED_COLUMNS, Dtype, FeatureSet
+from features.declarations import EVENT_TS, JOINED_COLUMNS, Dtype, FeatureSet
 from features.preprocessing import neutral_default, preprocessing_fn
 from pipeline.arrow_coder import RecordBatch
+from pipeline.split import SplitByTime
 from pipeline.tfrecord_sink import WriteRecordBatches
 
 _ARROW_TYPES = {Dtype.STRING: pa.large_binary(), Dtype.INT: pa.int64(), Dtype.FLOAT: pa.float32()}
@@ -59,10 +60,9 @@ def tensor_adapter_config(columns: Sequence[str]):
     return tfxio.TensorAdapterConfig(arrow_schema, representations)
 
 
-def _encode(transformed) -> list[bytes]:
+def _encode(record_batch: pa.RecordBatch) -> list[bytes]:
     from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
 
-    record_batch, _ = transformed
     return RecordBatchToExamplesEncoder().encode(record_batch)
 
 
@@ -78,20 +78,29 @@ def WriteExamples(  # noqa: N802
     )
 
 
-def _count_rows(transformed, key: str) -> dict[str, int]:
-    return {key: transformed[0].num_rows}
+def _record_batch(transformed) -> pa.RecordBatch:
+    record_batch, _ = transformed
+    return record_batch
+
+
+def _count_rows(batch: pa.RecordBatch, key: str) -> dict[str, int]:
+    return {key: batch.num_rows}
 
 
 @beam.ptransform_fn
 def TransformAndWrite(  # noqa: N802
     splits: dict[str, beam.PCollection],
+    boundary: beam.pvalue.AsSingleton,
     feature_set: FeatureSet,
     columns: Sequence[str],
     output_dir: str,
 ) -> beam.PCollection:
     """Analyses `splits['train']`, transforms train and eval, writes examples and transform_fn.
 
-    Must be applied inside a `tft_beam.Context`. Returns count dicts (train/eval examples).
+    Both splits go through one TransformDataset and are split again after it, by
+    `SplitByTime` on the `event_ts` the transform passes through (`boundary` is the split's):
+    the transform graph is loaded once per worker, not once per split. Must be applied inside
+    a `tft_beam.Context`. Returns count dicts (train/eval examples).
     """
     import tensorflow_transform.beam as tft_beam
 
@@ -102,15 +111,20 @@ def TransformAndWrite(  # noqa: N802
         for name, batches in splits.items()
     }
     fn = functools.partial(preprocessing_fn, feature_set=feature_set)
-    (train, _), transform_fn = (inputs["train"], config) | "AnalyzeAndTransform" >> (
-        tft_beam.AnalyzeAndTransformDataset(fn, output_record_batches=True)
-    )
-    evaluation, _ = ((inputs["eval"], config), transform_fn) | "TransformEval" >> (
+    transform_fn = (inputs["train"], config) | "Analyze" >> tft_beam.AnalyzeDataset(fn)
+    every = (inputs["train"], inputs["eval"]) | "Examples" >> beam.Flatten()
+    transformed, _ = ((every, config), transform_fn) | "Transform" >> (
         tft_beam.TransformDataset(output_record_batches=True)
+    )
+    resplit = (
+        transformed
+        | "Batches" >> beam.Map(_record_batch).with_output_types(RecordBatch)
+        | "Resplit" >> SplitByTime(boundary, ts_column=EVENT_TS)
     )
     _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(f"{output_dir}/transform_fn")
     counts = []
-    for name, data in (("train", train), ("eval", evaluation)):
+    for name in ("train", "eval"):
+        data = resplit[name]
         _ = data | f"Write[{name}]" >> WriteExamples(f"{output_dir}/{name}")
         counts.append(data | f"Count[{name}]" >> beam.Map(_count_rows, f"{name}_examples"))
     return counts | "TransformCounts" >> beam.Flatten()

@@ -119,6 +119,9 @@ def test_examples_are_transformed_with_train_vocabularies(job):
     train = _read_examples(out / "preprocess", "train", spec)
     evaluation = _read_examples(out / "preprocess", "eval", spec)
     assert (len(train), len(evaluation)) == (16, 4)
+    # One transform for both splits, split again on the ts it passes through.
+    assert all(int(e["event_ts"]) < T0 + 8 * DAY for e in train)
+    assert all(int(e["event_ts"]) >= T0 + 8 * DAY for e in evaluation)
     # Days 0-7 trained: u0..u2 and i0..i3 seen; vocabularies hold exactly those.
     assert sorted(tft_output.vocabulary_by_name("user_id")) == [b"u0", b"u1", b"u2"]
     assert sorted(tft_output.vocabulary_by_name("item_id")) == [b"i0", b"i1", b"i2", b"i3"]
