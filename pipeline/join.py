@@ -8,6 +8,9 @@ Every key of the join starts with the user, so one bucket of users holds all it 
    item with 0 <= purchase_ts - click_ts <= attribution window, the last such click
    (largest click_ts) winning, and the winners' impressions get purchase = 1.
 Side tables join on their key (items: item_id, users: user_id).
+
+Everything is Arrow hash joins and group-bys, run in C++ on the string keys: pandas merges
+made a Python object per key value and took most of the join's time.
 """
 
 from __future__ import annotations
@@ -50,9 +53,8 @@ JOINED_CLICK_SCHEMA = pa.schema(
 MARK_SCHEMA = pa.schema([(c, pa.string()) for c in IMPRESSION_KEY])
 
 
+# Which copy of an impression key is its example: the first in this order.
 ORDER = (("ts", "ascending"), (readers.FILE_COLUMN, "ascending"), (readers.ROW_COLUMN, "ascending"))
-# Arrow's hash joins and group-bys run in C++ on the string keys; pandas merges made a Python
-# object per key value and were most of the join's time.
 
 
 def _in_window(pairs: pa.Table, later: str, earlier: str, window_ms: int) -> pa.Table:

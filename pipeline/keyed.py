@@ -23,12 +23,12 @@ from pipeline.arrow_coder import RecordBatch, RecordBatchCoder
 DEFAULT_BUCKETS = 64
 ROWS_PER_BUCKET = 100_000
 MIN_BUCKETS, MAX_BUCKETS = 8, 4096
-_SHUFFLE_CODER = RecordBatchCoder()
 # A batch cut into hundreds of buckets makes hundreds of small pieces; each shuffled element
 # pays the coder's fixed cost (schema, IPC framing) and a runner state entry, so pieces of
 # one bucket are gathered over the bundle first, within a bound on the rows held.
 PIECE_ROWS = 8_192
 BUFFERED_ROWS = 262_144
+_SHUFFLE_CODER = RecordBatchCoder()
 
 
 def buckets_for(rows: int) -> int:

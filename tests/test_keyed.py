@@ -63,3 +63,14 @@ def test_a_windowed_input_is_refused_with_the_fix():
     fn.start_bundle()
     with pytest.raises(ValueError, match=r"global window only.*WindowInto\(GlobalWindows\(\)\)"):
         list(fn.process(_batch(0, 4), IntervalWindow(0, 60)))
+
+
+def test_key_starts_mark_each_new_key_and_nulls_equal_each_other():
+    keys = pa.table({"user": ["a", "a", "a", "b", None, None], "item": [1, 1, 2, 2, 2, 2]})
+    assert keyed.key_starts(keys).tolist() == [True, False, True, True, True, False]
+    assert keyed.key_starts(keys.slice(0, 0)).tolist() == []
+
+
+def test_first_per_key_keeps_the_first_row_in_order_of_the_order_columns():
+    rows = pa.table({"k": ["x", "y", "x", "x"], "ts": [3, 1, 1, 2], "n": [0, 1, 2, 3]})
+    assert keyed.first_per_key(rows, ["k"], ["ts", "n"]).tolist() == [False, True, True, False]
