@@ -62,10 +62,6 @@ def _in_window(pairs: pa.Table, later: str, earlier: str, window_ms: int) -> pa.
     return pairs.filter(pc.and_(pc.greater_equal(delay, 0), pc.less_equal(delay, window_ms)))
 
 
-def _ordered_by(table: pa.Table, column: str) -> pa.Table:
-    return table.take(pc.sort_indices(table.column(column))).drop_columns([column])
-
-
 def _with_row_number(table: pa.Table, name: str) -> pa.Table:
     return table.append_column(name, pa.array(np.arange(table.num_rows, dtype=np.int64)))
 
@@ -140,7 +136,7 @@ def mark_purchases(examples: pa.Table, marks: pa.Table) -> tuple[pa.Table, dict[
     flags = distinct.append_column("_marked", pa.array(np.ones(distinct.num_rows, np.int64)))
     numbered = _with_row_number(examples.select(keys), "_example")
     # One row per example (the marks are distinct), put back in the examples' order.
-    flagged = _ordered_by(numbered.join(flags, keys=keys, join_type="left outer"), "_example")
+    flagged = numbered.join(flags, keys=keys, join_type="left outer").sort_by("_example")
     purchase = pc.fill_null(flagged.column("_marked"), 0)
     at = examples.schema.get_field_index("purchase")
     examples = examples.set_column(at, examples.schema.field(at), purchase)
