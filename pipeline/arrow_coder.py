@@ -19,7 +19,6 @@ import apache_beam as beam
 import pyarrow as pa
 
 RecordBatch = pa.RecordBatch
-Table = pa.Table
 _OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
 
 
@@ -58,7 +57,7 @@ class RecordBatchCoder(_ArrowIpcCoder):
 
 
 class TableCoder(_ArrowIpcCoder):
-    """A Table (Parquet sinks take Tables)."""
+    """A Table (what combiners that gather batches, such as the eval sample, output)."""
 
     arrow_type = pa.Table
 

@@ -1,4 +1,4 @@
-"""Beam sources and sinks of the preprocessing jobs: raw files, Parquet, JSON Lines, counts.
+"""Beam sources of the preprocessing jobs (raw files, Parquet) and their counts.
 
 Only file names travel through `beam.Create`; the data is read inside the workers.
 """
@@ -14,7 +14,8 @@ import apache_beam as beam
 import pyarrow as pa
 
 from features import readers, schema
-from pipeline.arrow_coder import RecordBatch, Table
+from pipeline.arrow_coder import RecordBatch
+from pipeline.step_files import FileOutput, JsonLinesShards
 
 PROVENANCE_FIELDS = (
     pa.field(readers.FILE_COLUMN, pa.string()),
@@ -50,7 +51,7 @@ def ReadRawTable(  # noqa: N802 (Beam transform names are CamelCase)
     """Raw-string RecordBatches (`readers.read_batches`) of every file, read in parallel."""
     return (
         pipeline
-        | "FileNames" >> beam.Create([(f.path, f.format) for f in files])
+        | "FileNames" >> beam.Create([(f.path, f.format) for f in files], reshuffle=False)
         | "SpreadFiles" >> beam.Reshuffle()
         | "ReadFile" >> beam.FlatMap(_read_file, table, batch_size).with_output_types(RecordBatch)
     )
@@ -68,41 +69,6 @@ def ReadParquetBatches(  # noqa: N802
         >> beam.FlatMap(lambda t: (b for b in t.to_batches() if b.num_rows)).with_output_types(
             RecordBatch
         )
-    )
-
-
-@beam.ptransform_fn
-def WriteParquet(  # noqa: N802
-    batches: beam.PCollection, prefix: str, arrow_schema: pa.Schema, num_shards: int = 0
-) -> beam.PCollection:
-    """Writes RecordBatches as Parquet shards `<prefix>-SSSSS-of-NNNNN.parquet`."""
-    shard_template = "" if num_shards == 1 else None
-    return (
-        batches
-        | "ToTables"
-        >> beam.Map(lambda b: pa.Table.from_batches([b], schema=arrow_schema)).with_output_types(
-            Table
-        )
-        | "WriteParquet"
-        >> beam.io.WriteToParquetBatched(
-            prefix,
-            arrow_schema,
-            file_name_suffix="" if num_shards == 1 else ".parquet",
-            num_shards=num_shards,
-            shard_name_template=shard_template,
-        )
-    )
-
-
-@beam.ptransform_fn
-def WriteJsonLines(  # noqa: N802
-    records: beam.PCollection, prefix: str
-) -> beam.PCollection:
-    """One JSON object per line in `<prefix>-SSSSS-of-NNNNN.jsonl`."""
-    return (
-        records
-        | "ToJson" >> beam.Map(lambda r: json.dumps(r, sort_keys=True, default=str))
-        | "WriteJsonl" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
     )
 
 
@@ -137,21 +103,17 @@ class SumCounts(beam.CombineFn):
 
 
 @beam.ptransform_fn
-def WriteCounts(  # noqa: N802
-    counts: beam.PCollection, step_dir: str
+def TotalCounts(  # noqa: N802
+    counts: Sequence[beam.PCollection],
 ) -> beam.PCollection:
-    """Sums every count dict and writes the total to `<step_dir>/_counts.json`."""
-    return (
-        counts
-        | "Sum" >> beam.CombineGlobally(SumCounts())
-        | "ToJson" >> beam.Map(lambda c: json.dumps(c, sort_keys=True))
-        | "Write"
-        >> beam.io.WriteToText(
-            str(pathlib.PurePosixPath(step_dir) / COUNTS_FILE),
-            num_shards=1,
-            shard_name_template="",
-        )
-    )
+    """The sum of every count dict of `counts`: one dict, for `counts_output`."""
+    return counts | "All" >> beam.Flatten() | "Sum" >> beam.CombineGlobally(SumCounts())
+
+
+def counts_output(step_dir: str) -> FileOutput:
+    """Where `TotalCounts` goes: `<step_dir>/_counts.json`, read back by `take_counts`."""
+    path = str(pathlib.PurePosixPath(step_dir) / COUNTS_FILE)
+    return FileOutput(path, JsonLinesShards(), single_file=True)
 
 
 def take_counts(step_dir: pathlib.Path) -> dict[str, Any]:

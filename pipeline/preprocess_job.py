@@ -28,7 +28,9 @@ from pipeline.join_beam import (
     with_side_columns,
 )
 from pipeline.split import SampleRows, SplitByTime, TsRange, split_ts
-from pipeline.transform import TransformAndWrite
+from pipeline.step_files import FileOutput, ParquetShards, WriteFiles
+from pipeline.tfrecord_sink import TFRecordShards
+from pipeline.transform import TransformSplits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,25 +170,43 @@ def build_preprocess_pipeline(
         # Every example is an impression: no ranking mask to carry or to weigh by.
         available.discard("impression")
     columns = input_columns(settings.feature_set, available)
-    transform_counts = {"train": splits.train, "eval": splits.eval} | "Transform" >> (
-        TransformAndWrite(
+    transformed = {"train": splits.train, "eval": splits.eval} | "Transform" >> (
+        TransformSplits(
             beam.pvalue.AsSingleton(boundary), settings.feature_set, columns, str(step_dir)
         )
     )
-    _ = (
-        splits.eval
-        | "EvalSample"
-        >> beam.CombineGlobally(SampleRows(settings.eval_sample_size, examples_schema))
-        | "SampleBatches" >> beam.FlatMap(keyed.to_batches)
-        | "WriteEvalSample"
-        >> beam_io.WriteParquet(str(step_dir / "eval_sample.parquet"), examples_schema, 1)
-    )
-    _ = source.catalogue | "WriteCatalogue" >> beam_io.WriteParquet(
-        str(step_dir / "catalog.parquet"), source.catalogue_schema, 1
-    )
     split_count = boundary | "SplitTsCount" >> beam.Map(lambda ts: {"split_ts": ts})
-    _ = (
-        (source.counts, transform_counts, split_count)
-        | "AllCounts" >> beam.Flatten()
-        | "Counts" >> beam_io.WriteCounts(str(step_dir))
+    counts = (
+        source.counts,
+        transformed["train_examples"],
+        transformed["eval_examples"],
+        split_count,
     )
+    files = {
+        "train": transformed["train"],
+        "eval": transformed["eval"],
+        "eval_sample": splits.eval
+        | "EvalSample"
+        >> beam.CombineGlobally(SampleRows(settings.eval_sample_size, examples_schema)),
+        "catalogue": source.catalogue,
+        beam_io.COUNTS_FILE: counts | "Counts" >> beam_io.TotalCounts(),
+    }
+    outputs = preprocess_outputs(step_dir, examples_schema, source.catalogue_schema)
+    _ = files | "WriteFiles" >> WriteFiles(outputs, str(step_dir))
+
+
+def preprocess_outputs(
+    step_dir: pathlib.Path, examples_schema: pa.Schema, catalogue_schema: pa.Schema
+) -> dict[str, FileOutput]:
+    """The preprocess step's files by output name (`transform_fn/` is tf.Transform's own)."""
+    return {
+        "train": FileOutput(str(step_dir / "train"), TFRecordShards()),
+        "eval": FileOutput(str(step_dir / "eval"), TFRecordShards()),
+        "eval_sample": FileOutput(
+            str(step_dir / "eval_sample.parquet"), ParquetShards(examples_schema), single_file=True
+        ),
+        "catalogue": FileOutput(
+            str(step_dir / "catalog.parquet"), ParquetShards(catalogue_schema), single_file=True
+        ),
+        beam_io.COUNTS_FILE: beam_io.counts_output(str(step_dir)),
+    }

@@ -1,4 +1,4 @@
-"""tf.Transform on Arrow batches: analyse the train split, transform both, write TFRecords.
+"""tf.Transform on Arrow batches: analyse the train split, transform both to tf.Examples.
 
 The Arrow path (RecordBatches + `TensorAdapterConfig`, `output_record_batches=True`, the
 tfx_bsl example encoder) avoids per-row Python dicts, the slow part of a TFT job.
@@ -19,7 +19,6 @@ from features.declarations import EVENT_TS, JOINED_COLUMNS, Dtype, FeatureSet
 from features.preprocessing import neutral_default, preprocessing_fn
 from pipeline.arrow_coder import RecordBatch
 from pipeline.split import SplitByTime
-from pipeline.tfrecord_sink import WriteRecordBatches
 
 _ARROW_TYPES = {Dtype.STRING: pa.large_binary(), Dtype.INT: pa.int64(), Dtype.FLOAT: pa.float32()}
 
@@ -66,18 +65,6 @@ def _encode(record_batch: pa.RecordBatch) -> list[bytes]:
     return RecordBatchToExamplesEncoder().encode(record_batch)
 
 
-@beam.ptransform_fn
-def WriteExamples(  # noqa: N802
-    transformed: beam.PCollection, prefix: str
-) -> beam.PCollection:
-    """Gzip tf.Example shards `<prefix>-SSSSS-of-NNNNN.tfrecord.gz`, a batch at a time."""
-    return (
-        transformed
-        | "Encode" >> beam.Map(_encode)
-        | "Write" >> WriteRecordBatches(prefix, file_name_suffix=".tfrecord.gz")
-    )
-
-
 def _record_batch(transformed) -> pa.RecordBatch:
     record_batch, _ = transformed
     return record_batch
@@ -88,19 +75,21 @@ def _count_rows(batch: pa.RecordBatch, key: str) -> dict[str, int]:
 
 
 @beam.ptransform_fn
-def TransformAndWrite(  # noqa: N802
+def TransformSplits(  # noqa: N802
     splits: dict[str, beam.PCollection],
     boundary: beam.pvalue.AsSingleton,
     feature_set: FeatureSet,
     columns: Sequence[str],
     output_dir: str,
-) -> beam.PCollection:
-    """Analyses `splits['train']`, transforms train and eval, writes examples and transform_fn.
+) -> dict[str, beam.PCollection]:
+    """Analyses `splits['train']`, transforms train and eval, writes `transform_fn`.
 
     Both splits go through one TransformDataset and are split again after it, by
     `SplitByTime` on the `event_ts` the transform passes through (`boundary` is the split's):
     the transform graph is loaded once per worker, not once per split. Must be applied inside
-    a `tft_beam.Context`. Returns count dicts (train/eval examples).
+    a `tft_beam.Context`. Returns the serialized tf.Examples of each split (lists of records
+    a batch, `TFRecordShards` elements) under "train" and "eval", and their count dicts
+    under "train_examples" and "eval_examples".
     """
     import tensorflow_transform.beam as tft_beam
 
@@ -122,9 +111,10 @@ def TransformAndWrite(  # noqa: N802
         | "Resplit" >> SplitByTime(boundary, ts_column=EVENT_TS)
     )
     _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(f"{output_dir}/transform_fn")
-    counts = []
+    outputs = {}
     for name in ("train", "eval"):
         data = resplit[name]
-        _ = data | f"Write[{name}]" >> WriteExamples(f"{output_dir}/{name}")
-        counts.append(data | f"Count[{name}]" >> beam.Map(_count_rows, f"{name}_examples"))
-    return counts | "TransformCounts" >> beam.Flatten()
+        outputs[name] = data | f"Encode[{name}]" >> beam.Map(_encode)
+        key = f"{name}_examples"
+        outputs[key] = data | f"Count[{name}]" >> beam.Map(_count_rows, key)
+    return outputs

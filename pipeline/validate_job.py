@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from features import readers, schema
 from pipeline import beam_io, interactions, keyed
 from pipeline.arrow_coder import RecordBatch
+from pipeline.step_files import FileOutput, JsonLinesShards, ParquetShards, WriteFiles
 from pipeline.validate import Window, reject_counts, validate_batch
 
 ORDER_COLUMNS = (readers.FILE_COLUMN, readers.ROW_COLUMN)
@@ -130,6 +131,17 @@ class TableSource:
     in_files: schema.Table
 
 
+def validate_outputs(step_dir: pathlib.Path, sources: Mapping[str, TableSource]) -> dict:
+    """The validate step's files (`pipeline.step_files.FileOutput`) by output name."""
+    outputs = {beam_io.COUNTS_FILE: beam_io.counts_output(str(step_dir))}
+    for name, source in sources.items():
+        parquet = ParquetShards(beam_io.typed_schema(source.contract))
+        outputs[name] = FileOutput(str(step_dir / name / "part"), parquet)
+        for kind in ("dead_letter", "duplicates"):
+            outputs[f"{kind}/{name}"] = FileOutput(str(step_dir / kind / name), JsonLinesShards())
+    return outputs
+
+
 def build_validate_pipeline(
     pipeline: beam.Pipeline,
     sources: Mapping[str, TableSource],
@@ -143,7 +155,7 @@ def build_validate_pipeline(
     `beam_io.typed_schema`), for a preprocess job built into the same pipeline.
     """
     counts = []
-    kept = {}
+    files = {}
     for name, source in sources.items():
         table = source.contract
         raw = pipeline | f"Read[{name}]" >> beam_io.ReadRawTable(source.files, source.in_files)
@@ -151,20 +163,10 @@ def build_validate_pipeline(
             raw = raw | f"ContractNames[{name}]" >> beam.Map(interactions.to_contract_names, table)
         checked = raw | f"Validate[{name}]" >> ValidateRows(table, window)
         unique = checked.accepted | f"Dedupe[{name}]" >> DropDuplicates(table, buckets)
-        _ = unique.kept | f"Write[{name}]" >> beam_io.WriteParquet(
-            str(step_dir / name / "part"), beam_io.typed_schema(table)
-        )
-        _ = checked.rejected | f"DeadLetter[{name}]" >> beam_io.WriteJsonLines(
-            str(step_dir / "dead_letter" / name)
-        )
-        _ = unique.duplicates | f"Duplicates[{name}]" >> beam_io.WriteJsonLines(
-            str(step_dir / "duplicates" / name)
-        )
+        files[name] = unique.kept
+        files[f"dead_letter/{name}"] = checked.rejected
+        files[f"duplicates/{name}"] = unique.duplicates
         counts.extend([checked.counts, unique.counts])
-        kept[name] = unique.kept
-    _ = (
-        tuple(counts)
-        | "AllCounts" >> beam.Flatten()
-        | "Counts" >> beam_io.WriteCounts(str(step_dir))
-    )
-    return kept
+    files[beam_io.COUNTS_FILE] = tuple(counts) | "Counts" >> beam_io.TotalCounts()
+    _ = files | "WriteFiles" >> WriteFiles(validate_outputs(step_dir, sources), str(step_dir))
+    return {name: files[name] for name in sources}

@@ -1,4 +1,4 @@
-"""The batched TFRecord sink: files TensorFlow and Beam read back record for record."""
+"""The batched TFRecord format: files TensorFlow and Beam read back record for record."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.tfrecord_sink import WriteRecordBatches, frame_records, masked_crc32c
+from pipeline.step_files import FileOutput, WriteFiles
+from pipeline.tfrecord_sink import TFRecordShards, frame_records, masked_crc32c
 
 IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 BATCHES = [[b"a", b"", b"ccc"], [], [bytes(range(256)) * 40], [b"x%d" % i for i in range(500)]]
@@ -34,7 +35,9 @@ def test_masked_crc32c_of_the_empty_string_is_the_mask_constant():
 def written(tmp_path_factory):
     out = tmp_path_factory.mktemp("sink")
     with TestPipeline(argv=IN_PROCESS) as p:
-        files = p | beam.Create(BATCHES, reshuffle=False) | WriteRecordBatches(str(out / "part"))
+        batches = {"part": p | beam.Create(BATCHES, reshuffle=False)}
+        outputs = {"part": FileOutput(str(out / "part"), TFRecordShards())}
+        files = batches | WriteFiles(outputs, str(out))
         assert_that(files | beam.combiners.Count.Globally(), equal_to([1]))
     return sorted(out.glob("part-*.tfrecord.gz"))
 
