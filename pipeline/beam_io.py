@@ -49,12 +49,14 @@ def ReadRawTable(  # noqa: N802 (Beam transform names are CamelCase)
     batch_size: int = 65536,
 ) -> beam.PCollection:
     """Raw-string RecordBatches (`readers.read_batches`) of every file, read in parallel."""
-    return (
-        pipeline
-        | "FileNames" >> beam.Create([(f.path, f.format) for f in files], reshuffle=False)
-        | "SpreadFiles" >> beam.Reshuffle()
-        | "ReadFile" >> beam.FlatMap(_read_file, table, batch_size).with_output_types(RecordBatch)
+    names = pipeline | "FileNames" >> beam.Create(
+        [(f.path, f.format) for f in files], reshuffle=False
     )
+    if len(files) > 1:
+        # One stage per file list and one to spread it: a single file has nothing to spread.
+        names = names | "SpreadFiles" >> beam.Reshuffle()
+    read = beam.FlatMap(_read_file, table, batch_size).with_output_types(RecordBatch)
+    return names | "ReadFile" >> read
 
 
 @beam.ptransform_fn

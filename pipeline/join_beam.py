@@ -86,28 +86,11 @@ def JoinLabels(  # noqa: N802
     return {"examples": labelled.examples, "counts": labelled.counts}
 
 
-class _WholeTable(beam.CombineFn):
-    """All RecordBatches of a PCollection as one table of `arrow_schema`."""
-
-    def __init__(self, arrow_schema: pa.Schema):
-        self._schema = arrow_schema
-
-    def create_accumulator(self) -> list[pa.RecordBatch]:
-        return []
-
-    def add_input(self, acc: list[pa.RecordBatch], batch: pa.RecordBatch):
-        acc.append(batch)
-        return acc
-
-    def merge_accumulators(self, accs):
-        return [batch for acc in accs for batch in acc]
-
-    def extract_output(self, acc) -> pa.Table:
-        return keyed.concat(acc, self._schema)
-
-
-def _join_batch(batch: pa.RecordBatch, side: pa.Table, table: schema.Table) -> pa.RecordBatch:
-    joined = join.join_side(pa.Table.from_batches([batch]), side, table)
+def _join_batch(
+    batch: pa.RecordBatch, side: list[pa.RecordBatch], side_schema: pa.Schema, table: schema.Table
+) -> pa.RecordBatch:
+    rows = keyed.concat(side, side_schema)
+    joined = join.join_side(pa.Table.from_batches([batch]), rows, table)
     return joined.combine_chunks().to_batches()[0]
 
 
@@ -123,12 +106,9 @@ def JoinSideTable(  # noqa: N802
     """
     columns = [table.key, *join.side_columns(table)]
     typed = beam_io.typed_schema(table)
-    whole = (
-        side
-        | "Columns" >> beam.Map(lambda b: b.select(columns))
-        | "Whole" >> beam.CombineGlobally(_WholeTable(pa.schema([typed.field(c) for c in columns])))
-    )
-    joined = beam.Map(_join_batch, beam.pvalue.AsSingleton(whole), table)
+    side_schema = pa.schema([typed.field(c) for c in columns])
+    rows = side | "Columns" >> beam.Map(lambda b: b.select(columns)).with_output_types(RecordBatch)
+    joined = beam.Map(_join_batch, beam.pvalue.AsList(rows), side_schema, table)
     return examples | "Join" >> joined.with_output_types(RecordBatch)
 
 
