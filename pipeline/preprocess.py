@@ -34,7 +34,12 @@ def pipeline_options(config: Config, beam_args: Sequence[str] | None = None):
 
 def _fresh_dir(step_dir: pathlib.Path, outputs: Sequence[str]) -> None:
     """Removes this step's earlier outputs so shards of a previous run never mix in."""
+    from pipeline.step_files import TEMP_DIR_PREFIX
+
     step_dir.mkdir(parents=True, exist_ok=True)
+    # Shards of a run that failed before publishing its files.
+    for temp_dir in step_dir.glob(f"{TEMP_DIR_PREFIX}*"):
+        shutil.rmtree(temp_dir)
     for name in outputs:
         path = step_dir / name
         if path.is_dir():

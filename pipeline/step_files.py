@@ -29,6 +29,9 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
+# Temporary shards live in `<step_dir>/<TEMP_DIR_PREFIX><uuid>` until the publish.
+TEMP_DIR_PREFIX = ".temp-"
+
 
 def _create(path: str) -> BinaryIO:
     return FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED)
@@ -199,8 +202,6 @@ def WriteFiles(  # noqa: N802 (Beam transform names are CamelCase)
 ) -> beam.PCollection:
     """Writes `data[name]` as `outputs[name]` for every name; returns the published paths.
 
-    Temporary shards live in `<step_dir>/.temp-<uuid>` until the publish.
-
     Raises:
       ValueError: `data` and `outputs` do not name the same outputs.
     """
@@ -209,7 +210,7 @@ def WriteFiles(  # noqa: N802 (Beam transform names are CamelCase)
             f"WriteFiles: outputs without data {sorted(set(outputs) - set(data))}, data "
             f"without an output {sorted(set(data) - set(outputs))}; give both the same names"
         )
-    temp_dir = posixpath.join(step_dir, f".temp-{uuid.uuid4().hex}")
+    temp_dir = posixpath.join(step_dir, f"{TEMP_DIR_PREFIX}{uuid.uuid4().hex}")
     written = [
         data[name] | f"Write[{name}]" >> beam.ParDo(_WriteShardFn(name, output, temp_dir))
         for name, output in outputs.items()

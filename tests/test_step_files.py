@@ -153,3 +153,17 @@ def test_data_and_outputs_must_name_the_same_outputs(tmp_path):
         data = {"rows": p | beam.Create(BATCHES, reshuffle=False)}
         with pytest.raises(ValueError, match=r"outputs without data \['dead', 'none', 'total'\]"):
             _ = data | WriteFiles(outputs, str(tmp_path))
+
+
+def test_a_new_run_clears_what_an_earlier_run_left(tmp_path):
+    from pipeline.preprocess import _fresh_dir
+
+    (tmp_path / ".temp-failed").mkdir()
+    (tmp_path / ".temp-failed" / "shard.parquet").write_bytes(b"partial")
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "part-00000-of-00001.parquet").write_bytes(b"old")
+    (tmp_path / "notes.txt").write_text("not an output")
+
+    _fresh_dir(tmp_path, ("events",))
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
