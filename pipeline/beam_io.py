@@ -53,7 +53,7 @@ def ReadRawTable(  # noqa: N802 (Beam transform names are CamelCase)
         [(f.path, f.format) for f in files], reshuffle=False
     )
     if len(files) > 1:
-        # One stage per file list and one to spread it: a single file has nothing to spread.
+        # Spreading file names over the workers costs a shuffle stage; one file has none to spread.
         names = names | "SpreadFiles" >> beam.Reshuffle()
     read = beam.FlatMap(_read_file, table, batch_size).with_output_types(RecordBatch)
     return names | "ReadFile" >> read
