@@ -15,6 +15,7 @@ Files go through Beam's `FileSystems`, so every Beam file system works as with i
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import posixpath
@@ -41,14 +42,14 @@ def _open(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-class ShardFormat:
+class ShardFormat(abc.ABC):
     """How elements become the bytes of one file. Subclasses set `suffix` and `open`."""
 
     suffix = ""
 
+    @abc.abstractmethod
     def open(self, handle: BinaryIO) -> Any:
         """A writer of elements into `handle`: `write(element)`, then `close()` (closes it)."""
-        raise NotImplementedError
 
     def merge(self, sources: list[str], destination: str) -> None:
         """Writes the shards `sources` as one file; byte concatenation suits streams."""

@@ -131,7 +131,9 @@ class TableSource:
     in_files: schema.Table
 
 
-def validate_outputs(step_dir: pathlib.Path, sources: Mapping[str, TableSource]) -> dict:
+def validate_outputs(
+    step_dir: pathlib.Path, sources: Mapping[str, TableSource]
+) -> dict[str, FileOutput]:
     """The validate step's files (`pipeline.step_files.FileOutput`) by output name."""
     outputs = {beam_io.COUNTS_FILE: beam_io.counts_output(str(step_dir))}
     for name, source in sources.items():
