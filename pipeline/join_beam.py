@@ -52,6 +52,24 @@ class _LabelBucketFn(beam.DoFn):
 
 
 @beam.ptransform_fn
+def LabelBuckets(  # noqa: N802
+    grouped: beam.PCollection,
+    click_window_ms: int,
+    attribution_window_ms: int,
+    with_users: bool = True,
+    orphan_clicks_to_retrieval: bool = False,
+) -> dict[str, beam.PCollection]:
+    """`JoinLabels` on events (and users rows) already grouped by user bucket:
+    (bucket, {"events": [batches], "users": [batches]}) with one users row per user."""
+    labelled = grouped | "Label" >> beam.ParDo(
+        _LabelBucketFn(
+            click_window_ms, attribution_window_ms, with_users, orphan_clicks_to_retrieval
+        )
+    ).with_output_types(RecordBatch).with_outputs("counts", main="examples")
+    return {"examples": labelled.examples, "counts": labelled.counts}
+
+
+@beam.ptransform_fn
 def JoinLabels(  # noqa: N802
     events: beam.PCollection,
     click_window_ms: int,
@@ -68,22 +86,14 @@ def JoinLabels(  # noqa: N802
     and include retrieval-only examples of orphan clicks with `orphan_clicks_to_retrieval`.
     """
     inputs = {"events": events} if users is None else {"events": events, "users": users}
-    labelled = (
+    return (
         inputs
         | "ByUser" >> keyed.CoGroupBatches(join.BUCKET_KEY, buckets)
-        | "Label"
-        >> beam.ParDo(
-            _LabelBucketFn(
-                click_window_ms,
-                attribution_window_ms,
-                users is not None,
-                orphan_clicks_to_retrieval,
-            )
+        | "Labels"
+        >> LabelBuckets(
+            click_window_ms, attribution_window_ms, users is not None, orphan_clicks_to_retrieval
         )
-        .with_output_types(RecordBatch)
-        .with_outputs("counts", main="examples")
     )
-    return {"examples": labelled.examples, "counts": labelled.counts}
 
 
 def _join_batch(

@@ -264,10 +264,16 @@ def run_validate_and_preprocess(
         tft_beam.Context(temp_dir=str(preprocess_dir / "tmp")),
         beam.Pipeline(options=pipeline_options(config, beam_args)) as p,
     ):
-        kept = p | "Validate" >> _Scoped(
+        validated = p | "Validate" >> _Scoped(
             build_validate_pipeline, sources, validate_dir, _window(config), buckets
         )
         settings = _preprocess_settings(config, buckets)
-        _ = p | "Preprocess" >> _Scoped(build_preprocess_pipeline, kept, preprocess_dir, settings)
-    validated = _finish_validate(config, validate_dir, primary)
-    return validated, _finish_preprocess(preprocess_dir)
+        _ = p | "Preprocess" >> _Scoped(
+            build_preprocess_pipeline,
+            validated.tables,
+            preprocess_dir,
+            settings,
+            validated.by_user,
+        )
+    counts = _finish_validate(config, validate_dir, primary)
+    return counts, _finish_preprocess(preprocess_dir)

@@ -24,6 +24,7 @@ from pipeline.join_beam import (
     BuildCatalogue,
     JoinLabels,
     JoinSideTable,
+    LabelBuckets,
     catalogue_schema,
     with_side_columns,
 )
@@ -31,6 +32,7 @@ from pipeline.split import SampleRows, SplitByTime, TsRange, split_ts
 from pipeline.step_files import FileOutput, ParquetShards, WriteFiles
 from pipeline.tfrecord_sink import TFRecordShards
 from pipeline.transform import TransformSplits
+from pipeline.user_buckets import UserBuckets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,23 +87,30 @@ class Examples:
     catalogue: beam.PCollection
     catalogue_schema: pa.Schema
     events: beam.PCollection
-    """Every accepted event (or interaction): the time range of the split comes from them."""
+    """Batches with the ts of every accepted event (or interaction): the time range of the
+    split comes from them."""
 
 
 def _joined_events(
-    pipeline: beam.Pipeline, tables: Mapping[str, beam.PCollection], settings: PreprocessSettings
+    pipeline: beam.Pipeline,
+    tables: Mapping[str, beam.PCollection],
+    settings: PreprocessSettings,
+    by_user: UserBuckets | None,
 ) -> Examples:
     """Examples of raw events: the label join (with the users table), then the items table."""
     buckets = settings.buckets
     events = _table(pipeline, tables, "events")
     side = {t.name: _table(pipeline, tables, t.name) for t in (schema.ITEMS, schema.USERS)}
-    joined = events | "JoinLabels" >> JoinLabels(
-        settings.click_window_ms,
-        settings.attribution_window_ms,
-        buckets,
-        users=side["users"],
-        orphan_clicks_to_retrieval=settings.orphan_clicks_to_retrieval,
-    )
+    windows = (settings.click_window_ms, settings.attribution_window_ms)
+    orphans = settings.orphan_clicks_to_retrieval
+    if by_user is None:
+        joined = events | "JoinLabels" >> JoinLabels(
+            *windows, buckets, users=side["users"], orphan_clicks_to_retrieval=orphans
+        )
+    else:
+        joined = by_user.grouped | "JoinLabels" >> LabelBuckets(
+            *windows, orphan_clicks_to_retrieval=orphans
+        )
     examples_schema = with_side_columns(join.EXAMPLE_SCHEMA, schema.USERS)
     examples = joined["examples"] | "Join[items]" >> JoinSideTable(side["items"], schema.ITEMS)
     examples_schema = with_side_columns(examples_schema, schema.ITEMS)
@@ -113,7 +122,7 @@ def _joined_events(
         joined["counts"],
         catalogue,
         catalogue_schema(item_columns),
-        events,
+        events if by_user is None else by_user.event_keys,
     )
 
 
@@ -150,14 +159,19 @@ def build_preprocess_pipeline(
     tables: Mapping[str, beam.PCollection],
     step_dir: pathlib.Path,
     settings: PreprocessSettings,
+    by_user: UserBuckets | None = None,
 ) -> None:
     """Adds the whole preprocess job to `pipeline` (apply inside a `tft_beam.Context`).
 
     `tables` holds the validated rows by table name (`read_validated`, or the validate job's
-    outputs when both run as one job); a missing side table is an empty one.
+    outputs when both run as one job); a missing side table is an empty one. `by_user` holds
+    the validate job's events and users grouped by user bucket
+    (`validate_job.Validated.by_user`): the label join then takes them as they are.
     """
-    build = _joined_events if settings.interactions_table is None else _interactions
-    source = build(pipeline, tables, settings)
+    if settings.interactions_table is None:
+        source = _joined_events(pipeline, tables, settings, by_user)
+    else:
+        source = _interactions(pipeline, tables, settings)
     examples, examples_schema = source.examples, source.schema
     boundary = (
         source.events

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features import readers, schema
-from pipeline import beam_io, interactions, keyed
+from pipeline import beam_io, interactions, keyed, user_buckets
 from pipeline.arrow_coder import RecordBatch
+from pipeline.dedupe import DropDuplicates
 from pipeline.step_files import FileOutput, JsonLinesShards, ParquetShards, WriteFiles
 from pipeline.validate import Window, reject_counts, validate_batch
-
-ORDER_COLUMNS = (readers.FILE_COLUMN, readers.ROW_COLUMN)
 
 
 class _ValidateFn(beam.DoFn):
@@ -43,60 +42,6 @@ class _ValidateFn(beam.DoFn):
             yield accepted
 
 
-class _DedupeBucketFn(beam.DoFn):
-    """Keeps the copy of each key with the smallest (_file, _row); the rest are duplicates."""
-
-    def __init__(self, table: schema.Table):
-        self._table = table
-
-    def process(self, element: tuple[int, Iterable[pa.RecordBatch]]):
-        _, batches = element
-        rows = keyed.concat(batches, beam_io.typed_schema(self._table))
-        key = self._table.key
-        first = keyed.first_per_key(rows, [key], ORDER_COLUMNS)
-        kept = rows.filter(pa.array(first))
-        dropped = rows.filter(pa.array(~first))
-        counts = {"duplicates": dropped.num_rows, "accepted": _accepted(kept)}
-        if "event_type" not in kept.schema.names:
-            # Tables without event types: which columns the data really has (a pre-joined
-            # interactions table may lack a label column entirely).
-            counts["non_null"] = {
-                c: kept.num_rows - kept.column(c).null_count for c in self._table.column_names
-            }
-        yield beam.pvalue.TaggedOutput("counts", {self._table.name: counts})
-        yield from keyed.to_batches(kept)
-        if dropped.num_rows:
-            yield from (
-                beam.pvalue.TaggedOutput("duplicates", r)
-                for r in _duplicate_records(kept, dropped, key)
-            )
-
-
-def _accepted(kept: pa.Table) -> dict[str, int]:
-    """Accepted rows by event type (events) or as "rows" (other tables)."""
-    if "event_type" not in kept.schema.names:
-        return {"rows": kept.num_rows}
-    return {
-        e["values"]: e["counts"] for e in pc.value_counts(kept.column("event_type")).to_pylist()
-    }
-
-
-def _duplicate_records(kept: pa.Table, dropped: pa.Table, key: str) -> list[dict]:
-    """Where every dropped copy came from and which copy was kept instead."""
-    columns = [key, *ORDER_COLUMNS]
-    # Only the kept rows of duplicated keys: a bucket has many rows and few duplicates.
-    originals = kept.filter(pc.is_in(kept.column(key), value_set=dropped.column(key)))
-    kept_at = {
-        r[key]: (r[readers.FILE_COLUMN], r[readers.ROW_COLUMN])
-        for r in originals.select(columns).to_pylist()
-    }
-    records = []
-    for row in dropped.select(columns).to_pylist():
-        kept_file, kept_row = kept_at[row[key]]
-        records.append({**row, "kept_file": kept_file, "kept_row": kept_row})
-    return records
-
-
 @beam.ptransform_fn
 def ValidateRows(  # noqa: N802
     raw: beam.PCollection, table: schema.Table, window: Window
@@ -105,21 +50,6 @@ def ValidateRows(  # noqa: N802
     return raw | "Validate" >> beam.ParDo(_ValidateFn(table, window)).with_output_types(
         RecordBatch
     ).with_outputs("rejected", "counts", main="accepted")
-
-
-@beam.ptransform_fn
-def DropDuplicates(  # noqa: N802
-    accepted: beam.PCollection, table: schema.Table, buckets: int
-) -> beam.pvalue.DoOutputsTuple:
-    """One row per `table.key` (main), `duplicates` records and `counts` dicts."""
-    return (
-        accepted
-        | "GroupByKey" >> keyed.GroupBuckets([table.key], buckets)
-        | "KeepFirst"
-        >> beam.ParDo(_DedupeBucketFn(table))
-        .with_output_types(RecordBatch)
-        .with_outputs("duplicates", "counts", main="kept")
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,31 +74,54 @@ def validate_outputs(
     return outputs
 
 
+class Validated(NamedTuple):
+    """What the validate job hands a preprocess job built into the same pipeline."""
+
+    tables: dict[str, beam.PCollection]
+    """The accepted, deduplicated rows (RecordBatches of `beam_io.typed_schema`) by table."""
+    by_user: user_buckets.UserBuckets | None
+    """The events and users deduped and grouped by user bucket."""
+
+
+def _is_raw(sources: Mapping[str, TableSource], table: schema.Table) -> bool:
+    return table.name in sources and sources[table.name].contract == table
+
+
 def build_validate_pipeline(
     pipeline: beam.Pipeline,
     sources: Mapping[str, TableSource],
     step_dir: pathlib.Path,
     window: Window,
     buckets: int = keyed.DEFAULT_BUCKETS,
-) -> dict[str, beam.PCollection]:
+) -> Validated:
     """Adds read → validate → dedupe → write for every table of `sources` to `pipeline`.
 
-    Returns the accepted, deduplicated rows of every table (RecordBatches of
-    `beam_io.typed_schema`), for a preprocess job built into the same pipeline.
+    The raw events and users are deduped in `user_buckets.GroupByUser`, other tables by their
+    key (`dedupe.DropDuplicates`).
     """
-    counts = []
-    files = {}
+    accepted, files, counts = {}, {}, []
     for name, source in sources.items():
         table = source.contract
         raw = pipeline | f"Read[{name}]" >> beam_io.ReadRawTable(source.files, source.in_files)
         if source.in_files != table:
             raw = raw | f"ContractNames[{name}]" >> beam.Map(interactions.to_contract_names, table)
         checked = raw | f"Validate[{name}]" >> ValidateRows(table, window)
-        unique = checked.accepted | f"Dedupe[{name}]" >> DropDuplicates(table, buckets)
-        files[name] = unique.kept
+        accepted[name] = checked.accepted
         files[f"dead_letter/{name}"] = checked.rejected
+        counts.append(checked.counts)
+    resolved = None
+    if _is_raw(sources, schema.EVENTS):
+        raw_tables = [t.name for t in user_buckets.TABLES if _is_raw(sources, t)]
+        by_user = {name: accepted.pop(name) for name in raw_tables}
+        resolved = by_user | "Dedupe[events, users]" >> user_buckets.GroupByUser(buckets)
+        files.update(resolved.tables)
+        files.update({f"duplicates/{n}": d for n, d in resolved.duplicates.items()})
+        counts.extend(resolved.counts)
+    for name, rows in accepted.items():
+        unique = rows | f"Dedupe[{name}]" >> DropDuplicates(sources[name].contract, buckets)
+        files[name] = unique.kept
         files[f"duplicates/{name}"] = unique.duplicates
-        counts.extend([checked.counts, unique.counts])
+        counts.append(unique.counts)
     files[beam_io.COUNTS_FILE] = tuple(counts) | "Counts" >> beam_io.TotalCounts()
     _ = files | "WriteFiles" >> WriteFiles(validate_outputs(step_dir, sources), str(step_dir))
-    return {name: files[name] for name in sources}
+    return Validated({name: files[name] for name in sources}, resolved)

@@ -12,10 +12,11 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from features import schema
 from pipeline.config import Config
+from pipeline.dedupe import DropDuplicates
 from pipeline.preprocess import run_validate
 from pipeline.step_counts import BadInputError
 from pipeline.validate import Window
-from pipeline.validate_job import DropDuplicates, ValidateRows
+from pipeline.validate_job import ValidateRows
 
 IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 DAY = 86_400_000
