@@ -120,12 +120,19 @@ def _tag(element: tuple[int, bytes], name: str) -> tuple[int, tuple[str, bytes]]
     return element[0], (name, element[1])
 
 
-def _collect(element, names: Sequence[str]) -> tuple[int, dict[str, list[pa.RecordBatch]]]:
-    bucket, tagged = element
+def unpack_tagged(
+    tagged: Iterable[tuple[str, bytes]], names: Sequence[str]
+) -> dict[str, list[pa.RecordBatch]]:
+    """The batches of `TagBuckets` pieces (of one bucket) by input name."""
     grouped: dict[str, list[pa.RecordBatch]] = {name: [] for name in names}
     for name, packed in tagged:
         grouped[name].append(_SHUFFLE_CODER.decode(packed))
-    return bucket, grouped
+    return grouped
+
+
+def _collect(element, names: Sequence[str]) -> tuple[int, dict[str, list[pa.RecordBatch]]]:
+    bucket, tagged = element
+    return bucket, unpack_tagged(tagged, names)
 
 
 class GatherBucketPieces(beam.DoFn):
@@ -215,6 +222,22 @@ def GroupBuckets(  # noqa: N802
 
 
 @beam.ptransform_fn
+def TagBuckets(  # noqa: N802
+    inputs: Mapping[str, beam.PCollection], keys: Sequence[str], buckets: int
+) -> beam.PCollection:
+    """(bucket, (input name, packed rows)) pieces of every input, flattened into one
+    PCollection: what `CoGroupBatches` groups, or a multimap side input that a runner serves
+    one bucket at a time (`unpack_tagged` reads a bucket's pieces)."""
+    tagged = [
+        batches
+        | f"Bucket[{name}]" >> BucketBatches(keys, buckets)
+        | f"Tag[{name}]" >> beam.Map(_tag, name).with_output_types(tuple[int, tuple[str, bytes]])
+        for name, batches in inputs.items()
+    ]
+    return tagged | "Flatten" >> beam.Flatten()
+
+
+@beam.ptransform_fn
 def CoGroupBatches(  # noqa: N802
     inputs: Mapping[str, beam.PCollection], keys: Sequence[str], buckets: int
 ) -> beam.PCollection:
@@ -223,15 +246,9 @@ def CoGroupBatches(  # noqa: N802
     Returns (bucket, {input name: [batches]}) per non-empty bucket. Built from Flatten and
     GroupByKey rather than `beam.CoGroupByKey` so that the shuffled values stay packed bytes.
     """
-    tagged = [
-        batches
-        | f"Bucket[{name}]" >> BucketBatches(keys, buckets)
-        | f"Tag[{name}]" >> beam.Map(_tag, name).with_output_types(tuple[int, tuple[str, bytes]])
-        for name, batches in inputs.items()
-    ]
     return (
-        tagged
-        | "Flatten" >> beam.Flatten()
+        inputs
+        | "Tag" >> TagBuckets(keys, buckets)
         | "Group" >> beam.GroupByKey()
         | "Collect"
         >> beam.Map(_collect, list(inputs)).with_output_types(

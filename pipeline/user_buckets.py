@@ -1,13 +1,15 @@
-"""Validated events and users grouped by user bucket: their dedupe and the label join's
-shuffle in one (SPEC §5, §11).
+"""Validated events and users grouped by user bucket: the events' dedupe and the label
+join's shuffle in one (SPEC §5, §11).
 
 The events are deduped by event_id, but only their keys and provenance cross a shuffle for
-that (`dedupe.FindDuplicates`). Then one CoGroupByKey on the user bucket brings every event
-of a user, the user's rows of the users table and the event copies to drop into one worker,
-which drops the copies and dedupes the users (all copies of a user share its bucket). Its
-output feeds the validate step's files and, when preprocess runs in the same job, the label
-join (`join_beam.LabelBuckets`): the events cross one shuffle where a dedupe shuffle, then
-the join's, took two.
+that (`dedupe.FindDuplicates`). Then the events are grouped by user bucket, and each bucket
+drops its copies and takes its users rows (deduped by `dedupe.DropDuplicates` on their own)
+from a multimap side input that the runner serves one bucket at a time. The groups feed the
+validate step's files and, when preprocess runs in the same job, the label join
+(`join_beam.LabelBuckets`): the events cross one shuffle where a dedupe shuffle, then the
+join's, took two. The users and the copies come as a side input rather than through a
+CoGroupByKey because its Flatten would make the FnApiRunner write every event once more (it
+materialises every Flatten of several inputs); they are a small part of the rows.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import apache_beam as beam
-import pyarrow as pa
 
 from features import schema
 from pipeline import beam_io, dedupe, join, keyed
@@ -31,7 +32,8 @@ EVENT_CARRY = (*join.BUCKET_KEY, "ts")
 
 class UserBuckets(NamedTuple):
     grouped: beam.PCollection
-    """(bucket, {"events": [batches], "users": [batches]}) of the deduplicated rows."""
+    """(bucket, {"events": [batches], "users": [batches]}) of the deduplicated rows, for the
+    buckets that have events."""
     tables: dict[str, beam.PCollection]
     """The deduplicated rows (RecordBatches of `beam_io.typed_schema`) by table name."""
     duplicates: dict[str, beam.PCollection]
@@ -43,26 +45,26 @@ class UserBuckets(NamedTuple):
 
 
 class _ResolveBucketFn(beam.DoFn):
-    """Drops the events' copies and dedupes the users of one bucket."""
+    """Drops the event copies of one bucket and adds the bucket's users rows."""
 
-    def __init__(self, schemas: Mapping[str, pa.Schema]):
-        self._schemas = dict(schemas)
+    def __init__(self):
+        self._schemas = {
+            schema.EVENTS.name: beam_io.typed_schema(schema.EVENTS),
+            DROPPED: dedupe.keys_schema(schema.EVENTS, EVENT_CARRY),
+        }
 
-    def process(self, element):
-        bucket, grouped = element
-        tables = keyed.group_tables(grouped, self._schemas)
+    def process(self, element, side):
+        bucket, batches = element
+        from_side = keyed.unpack_tagged(side[bucket], (DROPPED, schema.USERS.name))
+        tables = keyed.group_tables(
+            {schema.EVENTS.name: batches, DROPPED: from_side[DROPPED]}, self._schemas
+        )
         events = dedupe.drop_rows(tables[schema.EVENTS.name], tables[DROPPED])
         counts = {schema.EVENTS.name: dedupe.accepted_counts(events, schema.EVENTS)}
         yield beam.pvalue.TaggedOutput("counts", counts)
-        kept = {schema.EVENTS.name: list(keyed.to_batches(events))}
-        if schema.USERS.name in tables:
-            users, counts, records = dedupe.dedupe_table(tables[schema.USERS.name], schema.USERS)
-            yield beam.pvalue.TaggedOutput("counts", counts)
-            yield from (beam.pvalue.TaggedOutput("duplicates", r) for r in records)
-            kept[schema.USERS.name] = list(keyed.to_batches(users))
-        for name, batches in kept.items():
-            yield from (beam.pvalue.TaggedOutput(name, b) for b in batches)
-        yield bucket, kept
+        kept = list(keyed.to_batches(events))
+        yield from (beam.pvalue.TaggedOutput(schema.EVENTS.name, b) for b in kept)
+        yield bucket, {schema.EVENTS.name: kept, schema.USERS.name: from_side[schema.USERS.name]}
 
 
 @beam.ptransform_fn
@@ -75,26 +77,33 @@ def GroupByUser(  # noqa: N802 (Beam transform names are CamelCase)
             f"GroupByUser takes the tables {[t.name for t in TABLES]}, events required; got "
             f"{sorted(accepted)}: dedupe other tables with dedupe.DropDuplicates"
         )
-    copies = accepted[schema.EVENTS.name] | "FindDuplicates" >> dedupe.FindDuplicates(
-        schema.EVENTS, EVENT_CARRY, buckets
-    )
-    schemas = {name: beam_io.typed_schema(schema.TABLES[name]) for name in accepted}
-    schemas[DROPPED] = dedupe.keys_schema(schema.EVENTS, EVENT_CARRY)
-    resolved = (
-        {**accepted, DROPPED: copies.dropped}
-        | "ByUser" >> keyed.CoGroupBatches(join.BUCKET_KEY, buckets)
-        | "Resolve"
-        >> beam.ParDo(_ResolveBucketFn(schemas))
-        .with_output_types(tuple[int, dict[str, list[RecordBatch]]])
-        .with_outputs(*accepted, "duplicates", "counts", main="grouped")
-    )
-    duplicates = {schema.EVENTS.name: copies.duplicates}
+    events = accepted[schema.EVENTS.name]
+    copies = events | "FindDuplicates" >> dedupe.FindDuplicates(schema.EVENTS, EVENT_CARRY, buckets)
+    side = {DROPPED: copies.dropped}
+    tables, duplicates = {}, {schema.EVENTS.name: copies.duplicates}
+    counts = [copies.counts]
     if schema.USERS.name in accepted:
-        duplicates[schema.USERS.name] = resolved.duplicates
+        users = accepted[schema.USERS.name] | "DedupeUsers" >> dedupe.DropDuplicates(
+            schema.USERS, buckets
+        )
+        side[schema.USERS.name] = tables[schema.USERS.name] = users.kept
+        duplicates[schema.USERS.name] = users.duplicates
+        counts.append(users.counts)
+    by_bucket = side | "Side" >> keyed.TagBuckets(join.BUCKET_KEY, buckets)
+    resolved = (
+        events
+        | "ByUser" >> keyed.GroupBuckets(join.BUCKET_KEY, buckets)
+        | "Resolve"
+        >> beam.ParDo(_ResolveBucketFn(), beam.pvalue.AsMultiMap(by_bucket))
+        .with_output_types(tuple[int, dict[str, list[RecordBatch]]])
+        .with_outputs(schema.EVENTS.name, "counts", main="grouped")
+    )
+    tables[schema.EVENTS.name] = resolved[schema.EVENTS.name]
+    counts.append(resolved.counts)
     return UserBuckets(
         grouped=resolved.grouped,
-        tables={name: resolved[name] for name in accepted},
+        tables=tables,
         duplicates=duplicates,
-        counts=(copies.counts, resolved.counts),
+        counts=tuple(counts),
         event_keys=copies.kept,
     )

@@ -9,7 +9,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from features import schema
-from pipeline import beam_io
+from pipeline import beam_io, keyed
 from pipeline.dedupe import FindDuplicates, drop_rows
 from pipeline.user_buckets import GroupByUser
 
@@ -55,7 +55,17 @@ EVENT_ROWS = [
     ("e1", "u1", 10, "a.csv", 3),
     ("e3", "u3", 30, "b.csv", 1),
 ]
-USER_ROWS = [("u1", "DE", "b.jsonl", 0), ("u1", "FR", "a.jsonl", 5), ("u2", "JP", "a.jsonl", 0)]
+# u4 has no events: a validated users row all the same.
+USER_ROWS = [
+    ("u1", "DE", "b.jsonl", 0),
+    ("u1", "FR", "a.jsonl", 5),
+    ("u2", "JP", "a.jsonl", 0),
+    ("u4", "BR", "a.jsonl", 1),
+]
+
+
+def _fail(found):
+    raise AssertionError(f"a group holds rows of another bucket: {found}")
 
 
 def _pairs(batch: pa.RecordBatch, *columns: str) -> list[tuple]:
@@ -111,12 +121,12 @@ def test_group_by_user_drops_copies_across_buckets_and_dedupes_users(buckets):
         expected_events = [("e1", "a.csv", 3), ("e2", "a.csv", 1), ("e3", "b.csv", 1)]
         assert_that(events, equal_to(expected_events), label="Events")
         users = grouped.tables["users"] | "Users rows" >> beam.FlatMap(_pairs, "user_id", "country")
-        assert_that(users, equal_to([("u1", "FR"), ("u2", "JP")]), label="Users")
+        assert_that(users, equal_to([("u1", "FR"), ("u2", "JP"), ("u4", "BR")]), label="Users")
         user_copies = [
             {"user_id": "u1", "_file": "b.jsonl", "_row": 0, "kept_file": "a.jsonl", "kept_row": 5}
         ]
         assert_that(grouped.duplicates["users"], equal_to(user_copies), label="User copies")
-        # Each bucket holds its users' kept events and rows, nothing of another bucket.
+        # Each bucket holds its users' kept events and rows; every bucket here has events.
         per_user = grouped.grouped | beam.FlatMap(
             lambda element: [
                 (name, *pair)
@@ -134,10 +144,19 @@ def test_group_by_user_drops_copies_across_buckets_and_dedupes_users(buckets):
                     ("events", "u3", 1),
                     ("users", "u1", 5),
                     ("users", "u2", 0),
+                    ("users", "u4", 1),
                 ]
             ),
             label="Grouped",
         )
+        in_own_bucket = grouped.grouped | "Own bucket" >> beam.FlatMap(
+            lambda element: [
+                bool((keyed.bucket_ids(batch, ["user_id"], buckets) == element[0]).all())
+                for batches in element[1].values()
+                for batch in batches
+            ]
+        )
+        assert_that(in_own_bucket, lambda found: all(found) or _fail(found), label="Own bucket")
         times = grouped.event_keys | beam.FlatMap(lambda b: b.column("ts").to_pylist())
         assert_that(times, equal_to([10, 20, 30]), label="Times")
         counts = grouped.counts | beam.Flatten() | beam.CombineGlobally(beam_io.SumCounts())
@@ -145,8 +164,8 @@ def test_group_by_user_drops_copies_across_buckets_and_dedupes_users(buckets):
             "events": {"duplicates": 2, "accepted": {"impression": 3}},
             "users": {
                 "duplicates": 1,
-                "accepted": {"rows": 2},
-                "non_null": {"user_id": 2, "country": 2, "age_bucket": 0, "signup_ts": 0},
+                "accepted": {"rows": 3},
+                "non_null": {"user_id": 3, "country": 3, "age_bucket": 0, "signup_ts": 0},
             },
         }
         assert_that(counts, equal_to([expected_counts]), label="Counts")
