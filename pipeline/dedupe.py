@@ -64,6 +64,8 @@ def duplicate_records(kept: pa.Table, dropped: pa.Table, key: str) -> list[dict]
 
 
 class _DedupeBucketFn(beam.DoFn):
+    """Dedupes the whole rows of one key bucket (`dedupe_table`)."""
+
     def __init__(self, table: schema.Table):
         self._table = table
 
@@ -102,6 +104,8 @@ def _keys(batch: pa.RecordBatch, columns: list[str]) -> pa.RecordBatch:
 
 
 class _FindDuplicatesFn(beam.DoFn):
+    """The copies to drop among the keys of one key bucket, and the keys kept."""
+
     def __init__(self, table: schema.Table, keys_schema: pa.Schema):
         self._table = table
         self._schema = keys_schema
