@@ -23,11 +23,15 @@ from pipeline.arrow_coder import RecordBatch
 ORDER_COLUMNS = (readers.FILE_COLUMN, readers.ROW_COLUMN)
 
 
+def _split_copies(rows: pa.Table, key: str) -> tuple[pa.Table, pa.Table, np.ndarray]:
+    """(the first copy of every key, the other copies, the mask of the first copies)."""
+    first = keyed.first_per_key(rows, [key], ORDER_COLUMNS)
+    return rows.filter(pa.array(first)), rows.filter(pa.array(~first)), first
+
+
 def dedupe_table(rows: pa.Table, table: schema.Table) -> tuple[pa.Table, dict, list[dict]]:
     """(kept rows, counts, duplicate records) of rows holding every copy of their keys."""
-    first = keyed.first_per_key(rows, [table.key], ORDER_COLUMNS)
-    kept = rows.filter(pa.array(first))
-    dropped = rows.filter(pa.array(~first))
+    kept, dropped, _ = _split_copies(rows, table.key)
     counts = {"duplicates": dropped.num_rows, **accepted_counts(kept, table)}
     return kept, {table.name: counts}, duplicate_records(kept, dropped, table.key)
 
@@ -116,18 +120,18 @@ class _FindDuplicatesFn(beam.DoFn):
         copies = pc.value_counts(key)
         repeated = copies.field("values").filter(pc.greater(copies.field("counts"), 1))
         # Only the copies of repeated keys are sorted: few rows of a bucket are duplicates.
-        candidates = rows.filter(pc.is_in(key, value_set=repeated))
-        first = keyed.first_per_key(candidates, [self._table.key], ORDER_COLUMNS)
-        dropped = candidates.filter(pa.array(~first))
+        is_copy = pc.is_in(key, value_set=repeated)
+        kept, dropped, first = _split_copies(rows.filter(is_copy), self._table.key)
         yield beam.pvalue.TaggedOutput(
             "counts", {self._table.name: {"duplicates": dropped.num_rows}}
         )
         yield from keyed.to_batches(dropped)
-        kept = candidates.filter(pa.array(first))
         records = duplicate_records(kept, dropped, self._table.key)
         yield from (beam.pvalue.TaggedOutput("duplicates", r) for r in records)
+        keep = np.ones(rows.num_rows, dtype=bool)
+        keep[pc.indices_nonzero(is_copy).to_numpy()[~first]] = False
         # The kept keys as they came (no copy into one batch): their consumers only scan them.
-        for batch in drop_rows(rows, dropped).to_batches():
+        for batch in rows.filter(pa.array(keep)).to_batches():
             if batch.num_rows:
                 yield beam.pvalue.TaggedOutput("kept", batch)
 

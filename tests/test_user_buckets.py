@@ -18,33 +18,29 @@ EVENTS = beam_io.typed_schema(schema.EVENTS)
 USERS = beam_io.typed_schema(schema.USERS)
 
 
+def _rows(
+    arrow_schema: pa.Schema, names: tuple[str, ...], rows: list[tuple], **same
+) -> pa.RecordBatch:
+    """A batch of `arrow_schema` from `rows` of the `names` columns; `same` gives a value
+    for every row; other columns are null."""
+    columns = dict(zip(names, zip(*rows, strict=True), strict=True))
+    columns |= {name: [value] * len(rows) for name, value in same.items()}
+    return pa.RecordBatch.from_pydict(
+        {f.name: columns.get(f.name, [None] * len(rows)) for f in arrow_schema},
+        schema=arrow_schema,
+    )
+
+
 def _events(rows: list[tuple[str, str, int, str, int]]) -> pa.RecordBatch:
     """(event_id, user_id, ts, _file, _row) impressions of item i1."""
-    columns = dict(
-        zip(("event_id", "user_id", "ts", "_file", "_row"), zip(*rows, strict=True), strict=True)
-    )
-    n = len(rows)
-    values = {
-        **columns,
-        "item_id": ["i1"] * n,
-        "event_type": ["impression"] * n,
-        "request_id": ["r1"] * n,
-        "position": [0] * n,
-    }
-    return pa.RecordBatch.from_pydict(
-        {f.name: values.get(f.name, [None] * n) for f in EVENTS}, schema=EVENTS
-    )
+    names = ("event_id", "user_id", "ts", "_file", "_row")
+    impression = {"item_id": "i1", "event_type": "impression", "request_id": "r1", "position": 0}
+    return _rows(EVENTS, names, rows, **impression)
 
 
 def _users(rows: list[tuple[str, str, str, int]]) -> pa.RecordBatch:
     """(user_id, country, _file, _row)."""
-    columns = dict(
-        zip(("user_id", "country", "_file", "_row"), zip(*rows, strict=True), strict=True)
-    )
-    n = len(rows)
-    return pa.RecordBatch.from_pydict(
-        {f.name: columns.get(f.name, [None] * n) for f in USERS}, schema=USERS
-    )
+    return _rows(USERS, ("user_id", "country", "_file", "_row"), rows)
 
 
 # e1 has three copies, one of them under another user (a copy is a copy by event_id alone).
