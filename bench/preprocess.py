@@ -3,10 +3,11 @@
 For each size, synthetic logs come from `pipeline.generate.generate`; then each variant of
 `bench.preprocess_variants` runs alone in a child process (its peak memory is its own):
 the full mtlrec validate + preprocess job, bare tf.Transform on the Arrow path, and a plain
-pyarrow read + tf.Example + TFRecord write. Ratios are against the baselines of the same
-size in the same run.
+pyarrow read + tf.Example + TFRecord write. Every variant runs once per round (in an order
+that rotates between rounds); ratios pair the variants of one round at one size, and the
+tables report medians over the rounds with each round's figure beside them.
 
-    python -m bench.preprocess [--events 100000 1000000] [--large]   # --large adds 5 M
+    python -m bench.preprocess [--events 100000 1000000] [--large] [--rounds 3]  # --large: 5 M
     python -m bench.preprocess --events 1000000 5000000 --variants mtlrec tft   # memory growth
 """
 
@@ -17,15 +18,20 @@ import itertools
 import json
 import pathlib
 import shutil
+import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
 
-from bench.common import emit_child_result, format_table, run_child, write_results
+from bench.common import emit_child_result, fmt, format_table, run_child, write_results
 from bench.preprocess_variants import VARIANTS
 from pipeline.config import RunnerConfig
 
 DEFAULT_EVENTS = (100_000, 1_000_000)
+# Throughput on a shared machine drifts between minutes: every variant runs once per round,
+# ratios pair the variants of one round, and the report takes the median over rounds.
+DEFAULT_ROUNDS = 3
+_MEDIAN_FIELDS = ("seconds", "events_per_s", "process_seconds", "peak_rss_mb", "peak_tree_rss_mb")
 LARGE_EVENTS = 5_000_000
 DAYS = 14
 # The generator writes about 9.9 events per user per day (measured on its defaults).
@@ -66,28 +72,77 @@ def measure(variant: str, raw_dir: pathlib.Path, work: pathlib.Path, beam_args) 
     }
 
 
-def ratios(rows: list[dict]) -> dict:
-    """mtlrec's events/s against each baseline's, per size; memory growth between sizes."""
-    by = {(r["events"], r["variant"]): r for r in rows}
+def _per_round(rows: list[dict]) -> dict[tuple[int, str, int], dict]:
+    """Rows by (events, variant, round); rows without a round are round 0."""
+    return {(r["events"], r["variant"], r.get("round", 0)): r for r in rows}
+
+
+def ratios_by_round(rows: list[dict]) -> dict[str, list[float]]:
+    """mtlrec's events/s against each baseline's, paired within each round of each size; peak
+    memory growth between consecutive sizes, paired by round as well."""
+    by = _per_round(rows)
     sizes = sorted({r["events"] for r in rows})
-    out: dict = {}
+    rounds = sorted({r.get("round", 0) for r in rows})
+    out: dict[str, list[float]] = {}
+
+    def add(key: str, a: dict | None, b: dict | None, field: str) -> None:
+        if a is not None and b is not None:
+            out.setdefault(key, []).append(a[field] / b[field])
+
     for n in sizes:
         for mine in ("mtlrec", "mtlrec_4f"):
-            if (n, mine) not in by:
-                continue
             for base in ("tft", "pyarrow"):
-                if (n, base) in by:
-                    out[f"{mine}_vs_{base}@{n}"] = (
-                        by[(n, mine)]["events_per_s"] / by[(n, base)]["events_per_s"]
+                for k in rounds:
+                    add(
+                        f"{mine}_vs_{base}@{n}",
+                        by.get((n, mine, k)),
+                        by.get((n, base, k)),
+                        "events_per_s",
                     )
     for small, large in itertools.pairwise(sizes):
         for variant in VARIANTS:
-            if (small, variant) in by and (large, variant) in by:
-                out[f"peak_tree_rss_growth_{variant}_{small}_to_{large}"] = (
-                    by[(large, variant)]["peak_tree_rss_mb"]
-                    / by[(small, variant)]["peak_tree_rss_mb"]
+            for k in rounds:
+                add(
+                    f"peak_tree_rss_growth_{variant}_{small}_to_{large}",
+                    by.get((large, variant, k)),
+                    by.get((small, variant, k)),
+                    "peak_tree_rss_mb",
                 )
     return out
+
+
+def ratios(rows: list[dict]) -> dict[str, float]:
+    """The median over rounds of each paired ratio of `ratios_by_round`."""
+    return {key: statistics.median(values) for key, values in ratios_by_round(rows).items()}
+
+
+def summary(rows: list[dict]) -> list[dict]:
+    """Per size and variant: the median over rounds of its figures, and its events/s range."""
+    groups: dict[tuple[int, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["events"], r["variant"]), []).append(r)
+    out = []
+    for (events, variant), runs in groups.items():
+        rates = [r["events_per_s"] for r in runs]
+        out.append(
+            {
+                "events": events,
+                "variant": variant,
+                "rounds": len(runs),
+                "rows": runs[0]["rows"],
+                **{f: statistics.median(r[f] for r in runs) for f in _MEDIAN_FIELDS},
+                "events_per_s_min": min(rates),
+                "events_per_s_max": max(rates),
+            }
+        )
+    return out
+
+
+def _rotated(variants: Sequence[str], k: int) -> list[str]:
+    """The variants in round k's order: each round starts one variant later, so no variant
+    always runs first or right after the same one."""
+    shift = k % len(variants)
+    return [*variants[shift:], *variants[:shift]]
 
 
 def run(
@@ -95,20 +150,44 @@ def run(
     work: pathlib.Path,
     beam_args: tuple[str, ...],
     variants: Sequence[str] = tuple(VARIANTS),
+    rounds: int = DEFAULT_ROUNDS,
 ) -> dict:
     rows = []
     for n in sizes:
         raw_dir = work / f"data-{n}"
         truth = generate_events(n, raw_dir)
-        for variant in variants:
-            print(f"preprocess bench: {variant} on {n:,} events ...", file=sys.stderr, flush=True)
-            row = measure(variant, raw_dir, work, beam_args)
-            rows.append({"events": n, "events_read": truth["counts"]["events_read"], **row})
-    return {"beam_args": list(beam_args), "rows": rows, "ratios": ratios(rows)}
+        for k in range(rounds):
+            for variant in _rotated(variants, k):
+                print(
+                    f"preprocess bench: {variant} on {n:,} events (round {k + 1}/{rounds}) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                row = measure(variant, raw_dir, work, beam_args)
+                rows.append(
+                    {"events": n, "round": k, "events_read": truth["counts"]["events_read"], **row}
+                )
+    return {
+        "beam_args": list(beam_args),
+        "rounds": rounds,
+        "rows": rows,
+        "summary": summary(rows),
+        "ratios": ratios(rows),
+        "ratios_by_round": ratios_by_round(rows),
+    }
 
 
 def table(result: dict) -> str:
-    columns = ["events", "variant", "rows", "seconds", "events/s", "peak RSS MB", "tree RSS MB"]
+    columns = [
+        "events",
+        "variant",
+        "rows",
+        "seconds",
+        "events/s",
+        "events/s min-max",
+        "peak RSS MB",
+        "tree RSS MB",
+    ]
     body = [
         [
             r["events"],
@@ -116,16 +195,29 @@ def table(result: dict) -> str:
             r["rows"],
             r["seconds"],
             r["events_per_s"],
+            f"{fmt(r['events_per_s_min'])}-{fmt(r['events_per_s_max'])}",
             r["peak_rss_mb"],
             r["peak_tree_rss_mb"],
         ]
-        for r in result["rows"]
+        for r in result["summary"]
     ]
-    ratio_rows = [[k, v] for k, v in result["ratios"].items()]
+    ratio_rows = [
+        [key, value, " ".join(fmt(v) for v in result["ratios_by_round"][key])]
+        for key, value in result["ratios"].items()
+    ]
+    rounds = result["rounds"]
     return "\n\n".join(
         [
-            format_table("Preprocessing throughput and peak memory", columns, body),
-            format_table("Ratios (same run)", ["ratio", "value"], ratio_rows),
+            format_table(
+                f"Preprocessing throughput and peak memory (median of {rounds} rounds)",
+                columns,
+                body,
+            ),
+            format_table(
+                "Ratios, paired within each round (median, then each round)",
+                ["ratio", "median", "rounds"],
+                ratio_rows,
+            ),
         ]
     )
 
@@ -145,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         "--beam-arg", action="append", help="Beam option for every variant's job (repeatable)"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f"times every variant runs at every size (default {DEFAULT_ROUNDS})",
+    )
+    parser.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="jobs to run"
     )
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
@@ -152,12 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.beam_arg = tuple(args.beam_arg or BEAM_ARGS)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.variant:
         return _child(args)
     sizes = sorted({*args.events, *([LARGE_EVENTS] if args.large else [])})
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
         work = pathlib.Path(args.workdir or tmp)
-        result = run(sizes, work, args.beam_arg, args.variants)
+        result = run(sizes, work, args.beam_arg, args.variants, args.rounds)
     print(table(result))
     print(f"\nwrote {write_results('preprocess', result)}")
     return 0

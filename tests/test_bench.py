@@ -162,6 +162,44 @@ def test_preprocess_ratios_compare_variants_of_the_same_size():
     }
 
 
+def test_preprocess_ratios_pair_variants_within_a_round_and_take_the_median():
+    from bench.preprocess import ratios, ratios_by_round, summary
+
+    def row(variant, k, rate):
+        return {
+            "events": 10,
+            "variant": variant,
+            "round": k,
+            "rows": 100,
+            "seconds": 100 / rate,
+            "events_per_s": rate,
+            "process_seconds": 1.0,
+            "peak_rss_mb": 1.0,
+            "peak_tree_rss_mb": 1.0,
+        }
+
+    # Round 1 ran on a machine twice as slow: paired, its ratio is the same as round 0's.
+    rates = {"mtlrec": (40.0, 20.0, 36.0), "tft": (50.0, 25.0, 40.0)}
+    rows = [row(v, k, rate) for v, per_round in rates.items() for k, rate in enumerate(per_round)]
+    assert ratios_by_round(rows)["mtlrec_vs_tft@10"] == [0.8, 0.8, 0.9]
+    assert ratios(rows)["mtlrec_vs_tft@10"] == 0.8
+    mine = next(r for r in summary(rows) if r["variant"] == "mtlrec")
+    assert mine["rounds"] == 3 and mine["events_per_s"] == 36.0
+    assert (mine["events_per_s_min"], mine["events_per_s_max"]) == (20.0, 40.0)
+
+
+def test_preprocess_rounds_rotate_the_order_of_the_variants():
+    from bench.preprocess import _rotated
+
+    variants = ["mtlrec", "tft", "pyarrow"]
+    assert [_rotated(variants, k) for k in range(4)] == [
+        ["mtlrec", "tft", "pyarrow"],
+        ["tft", "pyarrow", "mtlrec"],
+        ["pyarrow", "mtlrec", "tft"],
+        ["mtlrec", "tft", "pyarrow"],
+    ]
+
+
 def test_list_batch_wraps_each_value_in_a_one_element_list():
     import pyarrow as pa
 
@@ -333,7 +371,9 @@ def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
     work = str(tmp_path / "work")
     assert mmoe_paper.main(["--size", "tiny"]) == 0
     in_process = "--beam-arg=--runner=FnApiRunner"
-    assert preprocess.main(["--events", "1500", in_process, "--workdir", work]) == 0
+    assert (
+        preprocess.main(["--events", "1500", "--rounds", "1", in_process, "--workdir", work]) == 0
+    )
     assert train.main(["--size", "tiny", "--workdir", work]) == 0
     assert serving.main(["--size", "tiny", "--workdir", work]) == 0
     assert synthetic_quality.main(["--size", "tiny", "--grid", "smoke", "--workdir", work]) == 0
