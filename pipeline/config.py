@@ -191,6 +191,9 @@ MOVIELENS_PRESET: dict[str, Any] = {
     ],
     "export": {"score_weights": {"rating": 1.0}},
     "evaluation": {"min_metrics": {}},
+    # A learning rate annealed over 10 epochs: rating RMSE 0.935 -> 0.904 and top-100 0.414 ->
+    # 0.452 on the random split of bench.movielens; the time split is unchanged by it.
+    "training": {"lr_schedule": "cosine", "epochs": 10},
 }
 
 
