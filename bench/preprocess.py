@@ -83,31 +83,23 @@ def ratios_by_round(rows: list[dict]) -> dict[str, list[float]]:
     by = _per_round(rows)
     sizes = sorted({r["events"] for r in rows})
     rounds = sorted({r.get("round", 0) for r in rows})
+    pairs = [
+        (f"{mine}_vs_{base}@{n}", (n, mine), (n, base), "events_per_s")
+        for n in sizes
+        for mine in ("mtlrec", "mtlrec_4f")
+        for base in ("tft", "pyarrow")
+    ]
+    pairs += [
+        (f"peak_tree_rss_growth_{v}_{small}_to_{large}", (large, v), (small, v), "peak_tree_rss_mb")
+        for small, large in itertools.pairwise(sizes)
+        for v in VARIANTS
+    ]
     out: dict[str, list[float]] = {}
-
-    def add(key: str, a: dict | None, b: dict | None, field: str) -> None:
-        if a is not None and b is not None:
-            out.setdefault(key, []).append(a[field] / b[field])
-
-    for n in sizes:
-        for mine in ("mtlrec", "mtlrec_4f"):
-            for base in ("tft", "pyarrow"):
-                for k in rounds:
-                    add(
-                        f"{mine}_vs_{base}@{n}",
-                        by.get((n, mine, k)),
-                        by.get((n, base, k)),
-                        "events_per_s",
-                    )
-    for small, large in itertools.pairwise(sizes):
-        for variant in VARIANTS:
-            for k in rounds:
-                add(
-                    f"peak_tree_rss_growth_{variant}_{small}_to_{large}",
-                    by.get((large, variant, k)),
-                    by.get((small, variant, k)),
-                    "peak_tree_rss_mb",
-                )
+    for key, top, bottom, field in pairs:
+        for k in rounds:
+            a, b = by.get((*top, k)), by.get((*bottom, k))
+            if a is not None and b is not None:
+                out.setdefault(key, []).append(a[field] / b[field])
     return out
 
 
