@@ -26,13 +26,10 @@ _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 
 
-def _mask(crc: int) -> int:
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
 def masked_crc32c(data: bytes) -> int:
     """The TFRecord checksum: CRC-32C, rotated right by 15 bits plus a constant."""
-    return _mask(google_crc32c.value(data))
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def frame_records(records: Sequence[bytes]) -> bytes:
@@ -40,7 +37,7 @@ def frame_records(records: Sequence[bytes]) -> bytes:
     # A record's header (length and its checksum) depends on the length alone, and the
     # examples of a batch have few distinct lengths: each header is packed once.
     headers: dict[int, bytes] = {}
-    crc32c, pack_crc = google_crc32c.value, _CRC.pack
+    pack_crc = _CRC.pack
     parts: list[bytes] = []
     append = parts.append
     for record in records:
@@ -51,9 +48,7 @@ def frame_records(records: Sequence[bytes]) -> bytes:
             header = headers[size] = length + pack_crc(masked_crc32c(length))
         append(header)
         append(record)
-        # _mask inlined: a call per record costs as much as the checksum itself.
-        crc = crc32c(record)
-        append(pack_crc((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF))
+        append(pack_crc(masked_crc32c(record)))
     return b"".join(parts)
 
 
