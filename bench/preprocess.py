@@ -7,7 +7,7 @@ pyarrow read + tf.Example + TFRecord write. Every variant runs once per round (i
 that rotates between rounds); ratios pair the variants of one round at one size, and the
 tables report medians over the rounds with each round's figure beside them.
 
-    python -m bench.preprocess [--events 1000000] [--rounds 3]   # the default: ~7 min on 2 cores
+    python -m bench.preprocess [--events 1000000] [--rounds 3]   # the default: ~6 min on 2 cores
     python -m bench.preprocess --events 100000 1000000 5000000   # how cost grows: ~30 min
     python -m bench.preprocess --events 1000000 5000000 --variants mtlrec tft   # memory growth
 """
@@ -28,7 +28,7 @@ from bench.common import emit_child_result, fmt, format_table, run_child, write_
 from bench.preprocess_variants import VARIANTS
 from pipeline.config import RunnerConfig
 
-# The size the targets are set at; three rounds of it take ~7 minutes on 2 cores.
+# The size the targets are set at; three rounds of it take ~6 minutes on 2 cores.
 DEFAULT_EVENTS = (1_000_000,)
 # Throughput on a shared machine drifts between minutes: every variant runs once per round,
 # ratios pair the variants of one round, and the report takes the median over rounds.
@@ -74,17 +74,12 @@ def measure(variant: str, raw_dir: pathlib.Path, work: pathlib.Path, beam_args) 
     }
 
 
-def _per_round(rows: list[dict]) -> dict[tuple[int, str, int], dict]:
-    """Rows by (events, variant, round); rows without a round are round 0."""
-    return {(r["events"], r["variant"], r.get("round", 0)): r for r in rows}
-
-
 def ratios_by_round(rows: list[dict]) -> dict[str, list[float]]:
     """mtlrec's events/s against each baseline's, paired within each round of each size; peak
     memory growth between consecutive sizes, paired by round as well."""
-    by = _per_round(rows)
+    by = {(r["events"], r["variant"], r["round"]): r for r in rows}
     sizes = sorted({r["events"] for r in rows})
-    rounds = sorted({r.get("round", 0) for r in rows})
+    rounds = sorted({r["round"] for r in rows})
     pairs = [
         (f"{mine}_vs_{base}@{n}", (n, mine), (n, base), "events_per_s")
         for n in sizes
@@ -229,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs="+",
         default=list(DEFAULT_EVENTS),
-        help="sizes to run, in events (default: 1,000,000)",
+        help=f"sizes to run, in events (default: {', '.join(f'{n:,}' for n in DEFAULT_EVENTS)})",
     )
     parser.add_argument("--large", action="store_true", help=f"also run {LARGE_EVENTS:,} events")
     parser.add_argument("--workdir", help="keep generated data here (default: a temp dir)")

@@ -153,6 +153,7 @@ def test_preprocess_ratios_compare_variants_of_the_same_size():
         {"events": 10, "variant": "mtlrec_4f", "events_per_s": 60.0, "peak_tree_rss_mb": 90.0},
         {"events": 20, "variant": "mtlrec", "events_per_s": 45.0, "peak_tree_rss_mb": 130.0},
     ]
+    rows = [{**r, "round": 0} for r in rows]
     assert ratios(rows) == {
         "mtlrec_vs_tft@10": 0.8,
         "mtlrec_vs_pyarrow@10": 0.5,
