@@ -2,7 +2,7 @@
 
 Two regression tasks whose correlation is set by p: orthonormal u1, u2, w1 = c·u1,
 w2 = c·(p·u1 + sqrt(1 − p²)·u2), y_i = w_iᵀx + Σ_k sin(α_k·w_iᵀx + β_k) + ε. Shared-bottom
-and MMoE (models.sharing.SharedBottom / MMoE with models.heads.TaskHead towers, sized as in
+and MMoE (mtlrec.models.sharing.SharedBottom / MMoE with mtlrec.models.heads.TaskHead towers, sized as in
 the paper: 8 single-layer experts of 16 units, towers of 8 units, a shared bottom of about
 the same parameter count) are trained on each p over several seeds; the paper found
 MMoE's advantage grows as the tasks become less correlated.
@@ -96,8 +96,8 @@ def build_model(kind: str):
     """Sharing block + one TaskHead per task, as a compiled Keras model with dict outputs."""
     import tensorflow as tf
 
-    from models.heads import TaskHead
-    from models.sharing import MMoE, SharedBottom
+    from mtlrec.models.heads import TaskHead
+    from mtlrec.models.sharing import MMoE, SharedBottom
 
     if kind == "shared_bottom":
         sharing = SharedBottom(TASKS, (_shared_bottom_units(),))

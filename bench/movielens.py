@@ -1,6 +1,6 @@
 """MovieLens 100K quality through the product's own path, next to the TFRS tutorial's numbers.
 
-`mtlrec import movielens` → `mtlrec run` with `pipeline.config.MOVIELENS_PRESET` (retrieval +
+`mtlrec import movielens` → `mtlrec run` with `mtlrec.config.MOVIELENS_PRESET` (retrieval +
 rating regression, side features), on two splits:
 - random: the TFRS tutorial's protocol (random 80 000 / 20 000 ratings, seed 42; numpy's
   permutation, so not the tutorial's exact rows). mtlrec splits by time only, so the bench
@@ -41,9 +41,9 @@ IN_PROCESS_BEAM = ["--runner=FnApiRunner"]
 
 
 def mtlrec(*args: str) -> None:
-    """Runs the mtlrec CLI (`python -m pipeline`); a failure raises with its last lines."""
+    """Runs the mtlrec CLI (`python -m mtlrec`); a failure raises with its last lines."""
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "mtlrec", *args], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
@@ -74,7 +74,7 @@ def random_split(raw: pathlib.Path, train_rows: int = TRAIN_ROWS, seed: int = SP
 
 
 def config_document(raw: pathlib.Path, workdir: pathlib.Path, split_ts: int | None) -> dict:
-    from pipeline.config import MOVIELENS_PRESET
+    from mtlrec.config import MOVIELENS_PRESET
 
     document = json.loads(json.dumps(MOVIELENS_PRESET))  # a deep copy
     document["data"] = {**document["data"], "raw_dir": str(raw), "split_ts": split_ts}

@@ -1,6 +1,6 @@
 """Preprocessing throughput (events/s) and peak memory: mtlrec vs bare tf.Transform vs pyarrow.
 
-For each size, synthetic logs come from `pipeline.generate.generate`; then each variant of
+For each size, synthetic logs come from `mtlrec.datasets.synthetic.generate.generate`; then each variant of
 `bench.preprocess_variants` runs alone in a child process (its peak memory is its own):
 the full mtlrec validate + preprocess job, bare tf.Transform on the Arrow path, and a plain
 pyarrow read + tf.Example + TFRecord write. Every variant runs once per round (in an order
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 from bench.common import emit_child_result, fmt, format_table, run_child, write_results
 from bench.preprocess_variants import VARIANTS
-from pipeline.config import RunnerConfig
+from mtlrec.config import RunnerConfig
 
 # The size the targets are set at; three rounds of it take ~6 minutes on 2 cores.
 DEFAULT_EVENTS = (1_000_000,)
@@ -47,7 +47,7 @@ def generate_events(events: int, out_dir: pathlib.Path, seed: int = 7) -> dict:
     truth_path = out_dir / "truth.json"
     if truth_path.exists():
         return json.loads(truth_path.read_text())
-    from pipeline.generate import generate
+    from mtlrec.datasets.synthetic.generate import generate
 
     users = max(1, round(events / (EVENTS_PER_USER_DAY * DAYS)))
     return generate(

@@ -1,7 +1,7 @@
 """The three jobs bench.preprocess compares, each run alone in its own child process.
 
 - `mtlrec`: the product's validate + preprocess steps as `mtlrec run` runs them, one Beam job
-  (`pipeline.preprocess.run_validate_and_preprocess`), default features (eleven).
+  (`mtlrec.pipeline.preprocess.run_validate_and_preprocess`), default features (eleven).
 - `mtlrec_4f`: the same steps with the four features of the baseline's setting.
 - `tft`: bare tf.Transform on the Arrow path (issue 3): ReadFromParquetBatched → list-typed
   RecordBatches → TensorAdapterConfig → AnalyzeAndTransformDataset(output_record_batches)
@@ -39,8 +39,8 @@ FOUR_FEATURES = ("user_id", "item_id", "device", "hour")
 def _mtlrec(raw_dir: pathlib.Path, out_dir: pathlib.Path, beam_args, features) -> dict:
     import tensorflow_transform.beam  # noqa: F401 (imported before the clock, as for `tft`)
 
-    from pipeline.config import validate
-    from pipeline.preprocess import run_validate_and_preprocess
+    from mtlrec.config import validate
+    from mtlrec.pipeline.preprocess import run_validate_and_preprocess
 
     document = {"data": {"raw_dir": str(raw_dir)}, "runner": {"beam_args": beam_args}}
     if features is not None:
@@ -48,7 +48,7 @@ def _mtlrec(raw_dir: pathlib.Path, out_dir: pathlib.Path, beam_args, features) -
     config = validate(document)
     start = time.perf_counter()
     validated, processed = run_validate_and_preprocess(
-        config, raw_dir, out_dir / "validate", out_dir / "preprocess"
+        config.job_config(), raw_dir, out_dir / "validate", out_dir / "preprocess"
     )
     return {
         "rows": validated["events_read"],

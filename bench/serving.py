@@ -1,11 +1,11 @@
 """Serving latency (p50/p99) and throughput of the exported SavedModels, in-process.
 
 Synthetic logs go through the product's validate, preprocess, a short train and
-`deploy.export.export_all`; then each SavedModel is loaded alone in a child process with
+`mtlrec.deploy.export.export_all`; then each SavedModel is loaded alone in a child process with
 `tf.saved_model.load` and its `serving_default` signature is called one request at a time:
 - ranker: 1 user × 100 candidates (raw features; the tf.Transform graph is inside);
 - retriever: top 100 over the exported catalogue, and over catalogues of 10 k, 100 k and
-  1 M items built through the same `deploy.signatures.retriever` code path with random
+  1 M items built through the same `mtlrec.deploy.signatures.retriever` code path with random
   item embeddings of the item tower's width (so only the index size varies);
 - recommender: retrieve 200 → rank → top 100 for one user.
 
@@ -50,9 +50,9 @@ SIZES = {
 
 
 def _feature_set():
-    from features.config import FeaturesConfig
-    from features.declarations import feature_set
-    from models.config import DEFAULT_TASKS
+    from mtlrec.features.config import FeaturesConfig
+    from mtlrec.features.declarations import feature_set
+    from mtlrec.models.config import DEFAULT_TASKS
 
     return feature_set(FeaturesConfig(), tuple(t.label for t in DEFAULT_TASKS if t.label))
 
@@ -63,12 +63,12 @@ def train_and_export(
     """A briefly trained model on the preprocessed run → the three exported models."""
     import pyarrow.parquet as pq
 
-    from deploy.config import ExportConfig
-    from deploy.export import export_all, model_names
-    from features.config import FeaturesConfig
-    from models.config import DEFAULT_TASKS, ModelConfig, TrainingConfig
-    from models.model import load_model
-    from models.train import train
+    from mtlrec.deploy.config import ExportConfig
+    from mtlrec.deploy.export import export_all, model_names
+    from mtlrec.features.config import FeaturesConfig
+    from mtlrec.models.config import DEFAULT_TASKS, ModelConfig, TrainingConfig
+    from mtlrec.models.model import load_model
+    from mtlrec.models.train import train
 
     cfg = TrainingConfig(epochs=1, steps_per_epoch=size.train_steps, early_stopping_patience=None)
     train(DEFAULT_TASKS, ModelConfig(), cfg, FeaturesConfig(), preprocess, work / "train")
@@ -91,11 +91,11 @@ def train_and_export(
 def random_catalogue_retriever(
     model, tft_dir: pathlib.Path, items: int, path: pathlib.Path, k: int = CANDIDATES
 ) -> pathlib.Path:
-    """A retriever SavedModel over `items` random item embeddings, via deploy.signatures."""
+    """A retriever SavedModel over `items` random item embeddings, via mtlrec.deploy.signatures."""
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from deploy import signatures
+    from mtlrec.deploy import signatures
 
     transform = signatures.Transform(
         tft.TFTransformOutput(str(tft_dir)).transform_features_layer(), _feature_set()
@@ -116,9 +116,9 @@ def write_requests(preprocess: pathlib.Path, out: pathlib.Path) -> dict[str, pat
     """One request per role from real evaluation rows and catalogue items, as .npz files."""
     import pyarrow.parquet as pq
 
-    from deploy import signatures
-    from deploy.export import raw_arrays
-    from features.declarations import Side
+    from mtlrec.deploy import signatures
+    from mtlrec.deploy.export import raw_arrays
+    from mtlrec.features.declarations import Side
 
     fs = _feature_set()
     rows = raw_arrays(

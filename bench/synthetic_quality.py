@@ -1,7 +1,7 @@
 """Click (and purchase) AUC on synthetic data against the oracle that knows the true probability.
 
-One synthetic run (`pipeline.generate` → the product's validate + preprocess); then for each
-(sharing, training mode, loss weighting) the product's `models.train.train` fits the default
+One synthetic run (`mtlrec.datasets.synthetic.generate` → the product's validate + preprocess); then for each
+(sharing, training mode, loss weighting) the product's `mtlrec.models.train.train` fits the default
 multi-task model in its own child process, and the kept model scores the evaluation split.
 The oracle AUC (`truth.json`: AUC of the true click probability on the same impressions) is
 the ceiling; "share of oracle lift" = (AUC − 0.5) / (oracle − 0.5).
@@ -64,12 +64,12 @@ def fit_and_score(preprocess: pathlib.Path, out: pathlib.Path, combo: str, size:
     """Child side: train one configuration with the product, then AUC on the eval split."""
     import numpy as np
 
-    from features.config import FeaturesConfig
-    from models.config import DEFAULT_TASKS, ModelConfig, TrainingConfig
-    from models.data import make_dataset
-    from models.eval_metrics import auc
-    from models.model import load_model
-    from models.train import train
+    from mtlrec.features.config import FeaturesConfig
+    from mtlrec.models.config import DEFAULT_TASKS, ModelConfig, TrainingConfig
+    from mtlrec.models.data import make_dataset
+    from mtlrec.models.model import load_model
+    from mtlrec.models.offline_metrics import auc
+    from mtlrec.models.train import train
 
     sharing, mode, weighting = combo.split(",")
     training = TrainingConfig(

@@ -2,9 +2,9 @@
 
 On one preprocessed run (synthetic logs → the product's validate + preprocess), each
 variant runs alone in a child process:
-- `mtlrec`: the default multi-task model (models.model.build_model, DEFAULT_TASKS) stepped by
+- `mtlrec`: the default multi-task model (mtlrec.models.model.build_model, DEFAULT_TASKS) stepped by
   the product's TrainStep.run_steps (`training.steps_per_execution` steps per compiled call)
-  on the product's input (models.memory_input: the split parsed once into memory when it
+  on the product's input (mtlrec.models.memory_input: the split parsed once into memory when it
   fits, as `mtlrec train` does: row indices, gathered in the compiled step; the parse is
   `load_seconds`, outside the timed steps);
 - `mtlrec_two_tasks`: the same with only the plain model's tasks (retrieval, click);
@@ -13,7 +13,7 @@ variant runs alone in a child process:
 - `plain_fused`: the same plain model with the product's steps per call: the strict baseline;
 - `plain_cached`: the plain model stepped one batch per call on batches parsed once and
   cached in memory (`.batch().cache()`, as the TFRS tutorials feed `model.fit`);
-- `mtlrec_train`: the product's whole `models.train.train` for one epoch of the same steps
+- `mtlrec_train`: the product's whole `mtlrec.models.train.train` for one epoch of the same steps
   (its own examples/s: training loop only, checkpoints included, evaluation excluded).
 Input wait is measured, not guessed: each of the first five also runs the same steps on
 batches already in memory (features, for `mtlrec` too: its gathers count as input), and the
@@ -121,10 +121,10 @@ def measure(
 
 
 def _product_parts(preprocess_dir: pathlib.Path):
-    from features.config import FeaturesConfig
-    from features.declarations import feature_set
-    from models.config import DEFAULT_TASKS, ModelConfig, TrainingConfig
-    from models.data import vocab_sizes_from_tft
+    from mtlrec.features.config import FeaturesConfig
+    from mtlrec.features.declarations import feature_set
+    from mtlrec.models.config import DEFAULT_TASKS, ModelConfig, TrainingConfig
+    from mtlrec.models.data import vocab_sizes_from_tft
 
     features, tasks = FeaturesConfig(), DEFAULT_TASKS
     fs = feature_set(features, tuple(t.label for t in tasks if t.label is not None))
@@ -137,9 +137,9 @@ def _step_product_model(
 ) -> dict:
     import tensorflow as tf
 
-    from models.memory_input import open_split
-    from models.model import build_model
-    from models.optim import TrainStep, make_optimizer
+    from mtlrec.models.memory_input import open_split
+    from mtlrec.models.model import build_model
+    from mtlrec.models.optim import TrainStep, make_optimizer
 
     features, fs, tasks, model_cfg, cfg, vocab = _product_parts(preprocess_dir)
     tasks = tuple(t for t in tasks if task_names is None or t.name in task_names)
@@ -253,7 +253,7 @@ def run_plain(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> di
 
 def run_plain_fused(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> dict:
     """The plain model with as many steps per call as the product: the strict baseline."""
-    from models.config import TrainingConfig
+    from mtlrec.models.config import TrainingConfig
 
     return _plain(preprocess_dir, size, TrainingConfig().steps_per_execution)
 
@@ -264,7 +264,7 @@ def run_plain_cached(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path
 
 
 def run_mtlrec_train(preprocess_dir: pathlib.Path, size: Size, out: pathlib.Path) -> dict:
-    from models.train import train
+    from mtlrec.models.train import train
 
     features, _, tasks, model_cfg, cfg, _ = _product_parts(preprocess_dir)
     one_epoch = cfg.model_copy(

@@ -1,8 +1,1 @@
-"""Export for TF Serving: signatures, SavedModels, warm-up requests, serving configs.
-
-TFRS needs Keras 2, so the legacy Keras switch is set before TensorFlow loads.
-"""
-
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+"""Export for TF Serving: signatures, SavedModels, warm-up requests, serving configs, and the two-stage recommender that queries them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pydantic
 
-from features.config import ConfigSection
+from mtlrec.features.config import ConfigSection
 
 
 class ExportConfig(ConfigSection):

@@ -14,13 +14,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import tensorflow as tf
+import tensorflow_transform as tft
 
-from deploy import signatures, versioning, warmup
-from deploy.config import ExportConfig
-from features.config import FeaturesConfig
-from features.declarations import JOINED_COLUMNS, Dtype, Side, feature_set
-from features.preprocessing import neutral_default
-from models.config import TaskConfig
+from mtlrec.deploy import signatures, versioning, warmup
+from mtlrec.deploy.config import ExportConfig
+from mtlrec.features.config import FeaturesConfig
+from mtlrec.features.declarations import JOINED_COLUMNS, Dtype, Side, feature_set
+from mtlrec.features.preprocessing import neutral_default
+from mtlrec.models.config import TaskConfig
 
 # Largest absolute difference allowed between the reloaded and the in-memory model.
 PARITY_ATOL = 1e-5
@@ -53,8 +55,6 @@ def export_all(
         repeats an item, or a written model does not reproduce the in-memory predictions
         (nothing is published for that model).
     """
-    import tensorflow_transform as tft
-
     fs = feature_set(features_cfg, tuple(t.label for t in tasks if t.label is not None))
     layer = tft.TFTransformOutput(str(tft_output_dir)).transform_features_layer()
     transform = signatures.Transform(layer, fs)
@@ -114,7 +114,6 @@ def raw_arrays(table: pa.Table, columns: Sequence[str], source: str) -> dict[str
 
 def serialize_examples(rows: Mapping[str, np.ndarray]) -> np.ndarray:
     """Rows of raw columns as serialized tf.Example protos (the `predict_examples` input)."""
-    import tensorflow as tf
 
     def feature(value) -> tf.train.Feature:
         if isinstance(value, str | bytes):
@@ -145,8 +144,6 @@ def verify(
     Raises:
       ValueError: a signature is missing or an output differs; names the output.
     """
-    import tensorflow as tf
-
     loaded = tf.saved_model.load(str(path))
     if set(loaded.signatures) != set(serving.signatures):
         raise ValueError(
@@ -164,8 +161,6 @@ def verify(
 def _write(
     serving: signatures.ServingModel, name: str, requests: Sequence[Request], path: pathlib.Path
 ) -> None:
-    import tensorflow as tf
-
     tf.saved_model.save(serving.module, str(path), signatures=serving.signatures)
     warmup.write_warmup_requests(path, name, requests)
 
@@ -218,8 +213,6 @@ def _row_requests(queries: Mapping[str, np.ndarray], n: int) -> list[Request]:
 
 def _parity_requests(serving: signatures.ServingModel, rows: Mapping[str, np.ndarray]) -> list:
     """One batch of evaluation rows per signature, in that signature's input form."""
-    import tensorflow as tf
-
     batch = _take(rows, np.arange(min(_PARITY_ROWS, len(rows["item_id"]))))
     requests = []
     for name, function in serving.signatures.items():

@@ -1,6 +1,6 @@
 """Serving modules: the tf.Modules whose tf.functions become the exported signatures (SPEC §8).
 
-Every signature takes raw columns (names and dtypes of `features.declarations.JOINED_COLUMNS`)
+Every signature takes raw columns (names and dtypes of `mtlrec.features.declarations.JOINED_COLUMNS`)
 and runs the tf.Transform graph inside, so clients send what they log and never see
 vocabulary indices. Position is a training-only bias: the serving graph feeds
 `features.serving_position` instead of taking it as an input.
@@ -15,9 +15,10 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from features.declarations import LABELS, FeatureSet, Side
-from features.preprocessing import raw_feature_spec
-from models.config import TaskConfig
+from mtlrec.features.declarations import FeatureSet, Side
+from mtlrec.features.preprocessing import raw_feature_spec
+from mtlrec.models.config import TaskConfig
+from mtlrec.models.tasks import kind_of
 
 SERVING_DEFAULT = "serving_default"
 PREDICT_EXAMPLES = "predict_examples"
@@ -66,14 +67,10 @@ def pair_columns(feature_set: FeatureSet) -> tuple[str, ...]:
 
 
 def task_output_names(tasks: Sequence[TaskConfig]) -> dict[str, str]:
-    """Task name → output name: `p_<task>` for binary, the label-space name for regression."""
-    names = {}
-    for task in tasks:
-        if task.kind == "binary":
-            names[task.name] = f"p_{task.name}"
-        elif task.kind == "regression":
-            names[task.name] = LABELS[task.label].source
-    return names
+    """Task name → output name as its kind serves it: `p_<task>` for binary, the label-space
+    name for regression; retrieval is served by the retrieval signature, not here."""
+    names = {task.name: kind_of(task).output_name(task) for task in tasks}
+    return {name: output for name, output in names.items() if output is not None}
 
 
 class Transform:
@@ -127,9 +124,7 @@ class Heads:
             if task.name not in predictions:
                 raise ValueError(f"model.predict_tasks returned no output for task {task.name!r}")
             value = tf.cast(predictions[task.name], tf.float32)
-            if task.kind == "regression" and LABELS[task.label].log1p:
-                value = tf.math.expm1(value)
-            served[task.name] = value
+            served[task.name] = kind_of(task).served(task, value)
         outputs = {self.names[name]: value for name, value in served.items() if name in self.names}
         score = tf.zeros_like(next(iter(served.values())))
         for name, weight in self.weights.items():

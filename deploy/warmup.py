@@ -11,6 +11,8 @@ import pathlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 ASSETS_EXTRA = "assets.extra"
@@ -32,9 +34,6 @@ def write_warmup_requests(
     Raises:
       ValueError: more requests than TF Serving accepts; lower export.warmup_requests.
     """
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
     if len(requests) > MAX_WARMUP_RECORDS:
         raise ValueError(
             f"{len(requests)} warm-up requests for {model_name}: TF Serving accepts at most "
@@ -64,9 +63,6 @@ def read_warmup_requests(
     Raises:
       ValueError: the file is missing or holds a record that is not a predict request.
     """
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
     path = warmup_path(saved_model_dir)
     if not path.is_file():
         raise ValueError(f"{path}: no warm-up file; re-run the export")

@@ -1,7 +1,7 @@
 """Base class of every configuration section, and the `features` section.
 
 Sections are frozen pydantic models: typed, documented field by field, and strict about
-unknown keys. The root document that assembles them lives in `pipeline.config`.
+unknown keys. The root document that assembles them lives in `mtlrec.config`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ MOVIELENS_FEATURES: tuple[str, ...] = (
 
 
 class FeaturesConfig(ConfigSection):
-    """How raw columns become model inputs (SPEC §6). Names refer to `features.declarations`."""
+    """How raw columns become model inputs (SPEC §6). Names refer to `mtlrec.features.declarations`."""
 
     enabled: tuple[str, ...] = SHOP_FEATURES
     """Declared features fed to the model; the rest of the declarations are ignored."""

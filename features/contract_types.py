@@ -1,4 +1,4 @@
-"""Typed view of raw-string batches: the contract types of `features.schema` (SPEC §4).
+"""Typed view of raw-string batches: the contract types of `mtlrec.features.schema` (SPEC §4).
 
 A value that does not parse becomes null, so `raw is not null and typed is null` marks
 a bad value or timestamp for the validator. Everything is vectorised with pyarrow compute;
@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features import schema
+from mtlrec.features import schema
 
 FILE_COLUMN = "_file"
 ROW_COLUMN = "_row"

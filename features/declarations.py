@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from features.config import FeaturesConfig
+from mtlrec.features.config import FeaturesConfig
 
 
 class Kind(enum.Enum):
@@ -94,6 +94,9 @@ FEATURES: dict[str, Feature] = {
         Feature("position", "position", Kind.POSITION, Side.BIAS),
     )
 }
+
+CLICK = "click"
+"""The click label: retrieval's positive pairs and the rows of `auc_on_clicks`."""
 
 LABELS: dict[str, Label] = {
     label.name: label

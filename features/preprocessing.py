@@ -1,4 +1,4 @@
-"""The tf.Transform `preprocessing_fn` (SPEC §6), driven by `features.declarations`.
+"""The tf.Transform `preprocessing_fn` (SPEC §6), driven by `mtlrec.features.declarations`.
 
 Beam jobs pass `functools.partial(preprocessing_fn, feature_set=...)`. Every output depends
 only on the inputs of its own side (item-side outputs read item-side columns only), so the
@@ -10,7 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from features.declarations import (
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow_transform import tf_utils
+
+from mtlrec.features.declarations import (
     ITEM_LOG_Q,
     JOINED_COLUMNS,
     PASSTHROUGH,
@@ -70,8 +74,6 @@ def raw_feature_spec(columns: tuple[str, ...]) -> dict:
 
     Every value must be present: the join writes `neutral_default` where the data has none.
     """
-    import tensorflow as tf
-
     dtypes = {Dtype.STRING: tf.string, Dtype.INT: tf.int64, Dtype.FLOAT: tf.float32}
     return {c: tf.io.FixedLenFeature([], dtypes[JOINED_COLUMNS[c]]) for c in columns}
 
@@ -83,8 +85,6 @@ def fill_missing_inputs(raw: Mapping, columns: tuple[str, ...]) -> dict:
     layer that insists on every input: the outputs of the other side are then meaningless,
     the outputs of the given side are exact.
     """
-    import tensorflow as tf
-
     spec = raw_feature_spec(columns)
     batch = tf.shape(next(iter(raw.values())))[0]
     filled = dict(raw)
@@ -112,15 +112,10 @@ def preprocessing_fn(inputs: Mapping, *, feature_set: FeatureSet) -> dict:
 
 
 def _ranking_mask(impression):
-    import tensorflow as tf
-
     return tf.cast(impression, tf.float32)
 
 
 def _transform_feature(x, feature: Feature, feature_set: FeatureSet):
-    import tensorflow as tf
-    import tensorflow_transform as tft
-
     cfg = feature_set.config
     if feature.kind in (Kind.ID, Kind.CATEGORICAL):
         is_id = feature.kind is Kind.ID
@@ -150,9 +145,6 @@ def _transform_feature(x, feature: Feature, feature_set: FeatureSet):
 
 def _z_score_ignoring_missing(x, *, log1p: bool):
     """z-score over the present (non-NaN) values; missing values become 0, the mean."""
-    import tensorflow as tf
-    import tensorflow_transform as tft
-
     x = tf.cast(x, tf.float32)
     present = tf.math.is_finite(x)
     values = tf.boolean_mask(x, present)
@@ -168,8 +160,6 @@ def _z_score_ignoring_missing(x, *, log1p: bool):
 
 
 def _transform_label(inputs: Mapping, label: Label) -> dict:
-    import tensorflow as tf
-
     value = tf.cast(inputs[label.source], tf.float32)
     if label.mask is None:
         return {label.name: tf.math.log1p(value) if label.log1p else value}
@@ -187,10 +177,6 @@ def _item_log_q(item_id):
     Counts come from a frequency vocabulary over the training span; an item never seen there
     gets the smallest observed count (a rare item, not an impossible one).
     """
-    import tensorflow as tf
-    import tensorflow_transform as tft
-    from tensorflow_transform import tf_utils
-
     key = tf.strings.regex_replace(item_id, _FREQUENCY_FILE_DELIMITER, _DELIMITER_MASK)
     path = tft.vocabulary(key, store_frequency=True, vocab_filename=ITEM_LOG_Q)
     total = tf.cast(tft.size(item_id), tf.float32)

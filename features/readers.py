@@ -6,7 +6,7 @@ Reading happens in two stages so that bad rows can be reported exactly:
    form of the original value (null when the column or value is missing), plus `_file` and
    `_row` (0-based row within the file: data row for CSV and Parquet, line for JSON Lines).
    The validator puts these strings into the dead-letter output.
-2. `to_contract_types` (from features.contract_types) parses them into the contract types.
+2. `to_contract_types` (from mtlrec.features.contract_types) parses them into the contract types.
    A value that does not parse becomes null, so `raw is not null and typed is null` marks a
    bad value or timestamp.
 
@@ -30,8 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from features import schema
-from features.contract_types import (
+from mtlrec.features import schema
+from mtlrec.features.contract_types import (
     FILE_COLUMN,
     ROW_COLUMN,
     as_text,

@@ -1,8 +1,1 @@
-"""TFRS multi-task model: towers, sharing blocks, tasks, weighting, training.
-
-TFRS needs Keras 2, so the legacy Keras switch is set before TensorFlow loads.
-"""
-
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+"""The TFRS multi-task model: towers, sharing blocks, task kinds, weighting and training."""

@@ -6,7 +6,8 @@ from typing import Literal
 
 import pydantic
 
-from features.config import ConfigSection
+from mtlrec.features.config import ConfigSection
+from mtlrec.models.tasks.registry import CONFIG_KINDS
 
 
 class TaskConfig(ConfigSection):
@@ -14,10 +15,11 @@ class TaskConfig(ConfigSection):
 
     name: str
     """Task name: the key of its outputs, metrics and loss weight."""
-    kind: Literal["retrieval", "binary", "regression"]
-    """retrieval: two-tower in-batch softmax; binary: ranking head with BCE; regression: MSE."""
+    kind: Literal[CONFIG_KINDS]
+    """retrieval: two-tower in-batch softmax; binary: ranking head with BCE (ESMM with an
+    esmm_parent); regression: MSE. Each kind's rules live in mtlrec.models.tasks."""
     label: str | None = None
-    """Declared label (features.declarations.LABELS) this task learns; none for retrieval."""
+    """Declared label (mtlrec.features.declarations.LABELS) this task learns; none for retrieval."""
     weight: float = pydantic.Field(default=1.0, ge=0.0)
     """Fixed weight w_t of this task's loss in the joint loss (used with weighting=fixed)."""
     esmm_parent: str | None = None
@@ -26,16 +28,6 @@ class TaskConfig(ConfigSection):
     """Alternating training: relative probability that a step trains this task."""
     retrieval_on_clicks: bool = True
     """Retrieval only: learn from clicked impressions only (positive pairs); false = all rows."""
-
-    @pydantic.model_validator(mode="after")
-    def _label_matches_kind(self) -> TaskConfig:
-        if self.kind == "retrieval" and self.label is not None:
-            raise ValueError(f"task {self.name!r}: retrieval takes no label; remove 'label'")
-        if self.kind != "retrieval" and self.label is None:
-            raise ValueError(f"task {self.name!r}: kind {self.kind} needs a 'label'")
-        if self.esmm_parent is not None and self.kind != "binary":
-            raise ValueError(f"task {self.name!r}: esmm_parent applies to binary tasks only")
-        return self
 
 
 DEFAULT_TASKS: tuple[TaskConfig, ...] = (

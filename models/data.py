@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 
-from features.declarations import PASSTHROUGH, FeatureSet, Side
+from mtlrec.features.declarations import PASSTHROUGH, FeatureSet, Side
 
 _AUTOTUNE = tf.data.AUTOTUNE
 _RECORD_BLOCK = 256
@@ -16,8 +17,6 @@ _RECORD_BLOCK = 256
 
 def vocab_sizes_from_tft(tft_output_dir: str | pathlib.Path, fs: FeatureSet) -> dict[str, int]:
     """Vocabulary size of every enabled vocabulary feature, read from the tf.Transform output."""
-    import tensorflow_transform as tft
-
     output = tft.TFTransformOutput(str(tft_output_dir))
     return {
         f.vocab_name: int(output.vocabulary_size_by_name(f.vocab_name))
@@ -69,8 +68,6 @@ def make_dataset(
     Files are read in parallel (deterministic interleave), examples shuffled with `seed`
     (so a seeded run sees the same batches), parsed in parallel per batch, prefetched.
     """
-    import tensorflow_transform as tft
-
     files = _files(file_pattern)
     spec = tft.TFTransformOutput(str(tft_output_dir)).transformed_feature_spec()
     if not passthrough:

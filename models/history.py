@@ -6,14 +6,13 @@ import json
 import pathlib
 
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 HISTORY_FILE = "history.json"
 
 
 def _scalar(tag: str, value: float, step: int) -> None:
     """A TensorBoard scalar through the core summary op (no `tensorboard` package needed)."""
-    from tensorflow.core.framework import summary_pb2
-
     metadata = summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
     )

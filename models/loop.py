@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from models.checkpoint import TrainingState
-from models.config import TaskConfig, TrainingConfig
-from models.history import History
-from models.metrics import evaluate
-from models.optim import TaskSampler, TrainStep, make_optimizer
+from mtlrec.models.checkpoint import TrainingState
+from mtlrec.models.config import TaskConfig, TrainingConfig
+from mtlrec.models.history import History
+from mtlrec.models.metrics import evaluate
+from mtlrec.models.optim import TaskSampler, TrainStep, make_optimizer
 
 
 class Trainer:

@@ -1,7 +1,7 @@
 """Splits held in memory: parsed once into columns, batches gathered by a seeded permutation.
 
 Parsing the transformed tf.Examples is most of the cost of the streaming input
-(`models.data.make_dataset`), and it is paid again every epoch, on the cores the train step
+(`mtlrec.models.data.make_dataset`), and it is paid again every epoch, on the cores the train step
 needs. A split that fits in `training.input_memory_mb` is parsed once into columns (see
 `Columns`). An epoch is then a seeded permutation of its rows, and a batch is a few gathers:
 one tf.data element per batch, not per row, as Merlin's dataloader serves batches from
@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from models.data import count_examples, make_dataset, with_input_options
+from mtlrec.models.data import count_examples, make_dataset, with_input_options
 
 # Records parsed per call while loading: large, so the parse runs as a few big ops.
 _LOAD_BATCH = 65_536

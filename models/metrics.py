@@ -44,9 +44,9 @@ def evaluate(
     for layer in model.task_layers.values():
         for metric in getattr(layer, "task_metrics", []):
             metric.reset_state()
-    has_retrieval = any(t.kind == "retrieval" for t in model.task_configs.values())
+    retrieval = next((n for n, k in model.task_kinds.items() if k.ranks_catalogue), None)
     topk = None
-    if has_retrieval and catalogue is not None:
+    if retrieval is not None and catalogue is not None:
         with strategy.scope():
             topk = topk_metric(model, catalogue, ks)
 
@@ -77,7 +77,6 @@ def evaluate(
         for metric in getattr(layer, "task_metrics", []):
             results[name][metric.name] = float(metric.result())
     if topk is not None:
-        retrieval = next(n for n, t in model.task_configs.items() if t.kind == "retrieval")
         for k, value in zip(usable_ks(catalogue, ks), topk.result(), strict=True):
             results[retrieval][f"recall@{k}"] = float(value)
     return results

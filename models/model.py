@@ -1,7 +1,7 @@
 """The TFRS multi-task model: shared towers, sharing block, per-task heads and losses.
 
-`compute_loss` only weighs and sums the task losses (`models.weighting`); the task layers
-(`models.tasks`) compute them; the towers (`models.towers`) are the same objects for every
+`compute_loss` only weighs and sums the task losses (`mtlrec.models.weighting`); the task layers
+(`mtlrec.models.tasks`) compute them; the towers (`mtlrec.models.towers`) are the same objects for every
 task, so the user and item id embedding tables are shared variables.
 """
 
@@ -13,22 +13,22 @@ import pathlib
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from features.config import FeaturesConfig
-from features.declarations import (
-    ITEM_LOG_Q,
-    LABELS,
+from mtlrec.features.config import FeaturesConfig
+from mtlrec.features.declarations import (
     RANKING_MASK,
     FeatureSet,
     Kind,
     Side,
     feature_set,
 )
-from models.config import ModelConfig, TaskConfig
-from models.heads import TaskHead
-from models.sharing import build_sharing
-from models.tasks import build_task, validate_tasks
-from models.towers import Tower, dummy_features
-from models.weighting import build_weighting
+from mtlrec.models.config import ModelConfig, TaskConfig
+from mtlrec.models.data import vocab_sizes_from_tft
+from mtlrec.models.heads import TaskHead
+from mtlrec.models.sharing import build_sharing
+from mtlrec.models.tasks import kind_of, validate_tasks
+from mtlrec.models.tasks.base import TaskInputs
+from mtlrec.models.towers import Tower, dummy_features
+from mtlrec.models.weighting import build_weighting
 
 SPEC_FILE = "model_spec.json"
 WEIGHTS_PREFIX = "weights/model"
@@ -50,25 +50,25 @@ class MultiTaskModel(tfrs.Model):
         validate_tasks(tasks)
         self.feature_set = feature_set
         self.task_configs = {t.name: t for t in tasks}
+        self.task_kinds = {t.name: kind_of(t) for t in tasks}
         self.serving_position = serving_position
         self.query_tower = Tower(feature_set, Side.QUERY, model_cfg, vocab_sizes, name="query")
         self.candidate_tower = Tower(
             feature_set, Side.CANDIDATE, model_cfg, vocab_sizes, name="candidate"
         )
-        self.ranking_names = tuple(t.name for t in tasks if t.kind != "retrieval")
+        self.ranking_names = tuple(t.name for t in tasks if self.task_kinds[t.name].has_head)
         self.sharing = build_sharing(model_cfg, self.ranking_names) if self.ranking_names else None
         positions = self._position_buckets(feature_set)
         self.heads = {
-            t.name: TaskHead(
+            name: TaskHead(
                 model_cfg.head_units,
                 dropout=model_cfg.dropout,
-                num_positions=positions if t.kind == "binary" and t.esmm_parent is None else None,
-                name=f"{t.name}_head",
+                num_positions=positions if self.task_kinds[name].position_bias else None,
+                name=f"{name}_head",
             )
-            for t in tasks
-            if t.kind != "retrieval"
+            for name in self.ranking_names
         }
-        self.task_layers = {t.name: build_task(t) for t in tasks}
+        self.task_layers = {t.name: self.task_kinds[t.name].build_layer(t) for t in tasks}
         self.weighting = build_weighting(model_cfg.weighting, {t.name: t.weight for t in tasks})
         # Everything `load_model` needs to rebuild this model (written as model_spec.json);
         # kept as text so Keras does not wrap it into tracked containers.
@@ -132,8 +132,7 @@ class MultiTaskModel(tfrs.Model):
         return {n: self.heads[n](shared[n], position, training=training) for n in names}
 
     def _needed_heads(self, names: tuple[str, ...]) -> tuple[str, ...]:
-        needed = [n for n in names if n in self.heads]
-        needed += [self.task_configs[n].esmm_parent for n in needed]
+        needed = {h for n in names for h in self.task_kinds[n].heads_read(self.task_configs[n])}
         return tuple(n for n in self.ranking_names if n in needed)
 
     # ----- losses ---------------------------------------------------------------------
@@ -156,52 +155,22 @@ class MultiTaskModel(tfrs.Model):
         query = self.query_tower(features, training=training)
         candidate = self.candidate_tower(features, training=training)
         logits = self._logits(features, query, candidate, self._needed_heads(names), training)
-        losses = {}
-        # Retrieval-only examples (orphan clicks) carry no impression to rank.
-        ranking = features.get(RANKING_MASK)
-        for name in names:
-            cfg, layer = self.task_configs[name], self.task_layers[name]
-            if cfg.kind == "retrieval":
-                losses[name] = layer(
-                    query,
-                    candidate,
-                    weights=self._retrieval_weights(cfg, features, query),
-                    candidate_ids=features["item_id"],
-                    log_q=features.get(ITEM_LOG_Q),
-                    topk=topk,
-                )
-            elif cfg.kind == "binary" and cfg.esmm_parent is not None:
-                losses[name] = layer(
-                    features[cfg.label],
-                    tf.sigmoid(logits[cfg.esmm_parent]),
-                    tf.sigmoid(logits[name]),
-                    compute_metrics=compute_metrics,
-                    weights=ranking,
-                )
-            elif cfg.kind == "binary":
-                losses[name] = layer(
-                    features[cfg.label], logits[name], compute_metrics, weights=ranking
-                )
-            else:
-                mask_name = LABELS[cfg.label].mask
-                mask = features[mask_name] if mask_name else tf.ones_like(logits[name])
-                if ranking is not None:
-                    mask = tf.cast(mask, tf.float32) * tf.cast(ranking, tf.float32)
-                losses[name] = layer(features[cfg.label], logits[name], mask, compute_metrics)
-        return losses
-
-    @staticmethod
-    def _retrieval_weights(
-        cfg: TaskConfig, features: dict[str, tf.Tensor], query: tf.Tensor
-    ) -> tf.Tensor:
-        if not cfg.retrieval_on_clicks:
-            return tf.ones([tf.shape(query)[0]], tf.float32)
-        if "click" not in features:
-            raise ValueError(
-                f"task {cfg.name!r}: retrieval_on_clicks needs the 'click' label in the input; "
-                "set retrieval_on_clicks: false for data without clicks"
+        inputs = TaskInputs(
+            features=features,
+            query=query,
+            candidate=candidate,
+            heads=logits,
+            # Retrieval-only examples (orphan clicks) carry no impression to rank.
+            ranking=features.get(RANKING_MASK),
+            compute_metrics=compute_metrics,
+            topk=topk,
+        )
+        return {
+            name: self.task_kinds[name].loss(
+                self.task_layers[name], self.task_configs[name], inputs
             )
-        return tf.cast(features["click"], tf.float32)
+            for name in names
+        }
 
     def compute_loss(self, inputs: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return self.weighting(self.task_losses(inputs, training=training))
@@ -210,22 +179,17 @@ class MultiTaskModel(tfrs.Model):
     def predict_tasks(
         self, features: dict[str, tf.Tensor], training: bool = False
     ) -> dict[str, tf.Tensor]:
-        """{task: [B]}: binary -> probability (ESMM child: p_parent * p_cond), regression ->
-        prediction in label space, retrieval -> dot(query, candidate)."""
+        """{task: [B]} as each task's kind predicts: binary -> probability (ESMM child:
+        p_parent * p_cond), regression -> prediction in label space, retrieval ->
+        dot(query, candidate)."""
         query = self.query_tower(features, training=training)
         candidate = self.candidate_tower(features, training=training)
         logits = self._logits(features, query, candidate, self.ranking_names, training)
-        out = {}
-        for name, cfg in self.task_configs.items():
-            if cfg.kind == "retrieval":
-                out[name] = tf.reduce_sum(query * candidate, axis=1)
-            elif cfg.kind == "binary" and cfg.esmm_parent is not None:
-                out[name] = tf.sigmoid(logits[cfg.esmm_parent]) * tf.sigmoid(logits[name])
-            elif cfg.kind == "binary":
-                out[name] = tf.sigmoid(logits[name])
-            else:
-                out[name] = logits[name]
-        return out
+        inputs = TaskInputs(features=features, query=query, candidate=candidate, heads=logits)
+        return {
+            name: self.task_kinds[name].predict(cfg, inputs)
+            for name, cfg in self.task_configs.items()
+        }
 
     # ----- variable groups (alternating training) --------------------------------------
     def own_variables(self, task_name: str) -> list[tf.Variable]:
@@ -292,8 +256,6 @@ def load_model(
     fs = feature_set(FeaturesConfig.model_validate(spec["features"]), tuple(spec["labels"]))
     vocab_sizes = {k: int(v) for k, v in spec["vocab_sizes"].items()}
     if tft_output_dir is not None:
-        from models.data import vocab_sizes_from_tft
-
         current = vocab_sizes_from_tft(tft_output_dir, fs)
         if current != vocab_sizes:
             raise ValueError(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from models.config import TaskConfig, TrainingConfig
+from mtlrec.models.config import TaskConfig, TrainingConfig
 
 
 def make_schedule(cfg: TrainingConfig, total_steps: int):
@@ -84,7 +84,7 @@ class TrainStep:
     Each replica's loss is divided by the number of replicas: gradients are summed across
     replicas, so the step follows the global mean loss. `prepare`, if given, turns each
     replica's batch into the features inside the compiled step (held splits gather their
-    rows there: `models.memory_input.Split.prepare`).
+    rows there: `mtlrec.models.memory_input.Split.prepare`).
     """
 
     def __init__(

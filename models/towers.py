@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from features.declarations import Feature, FeatureSet, Kind, Side
-from models.config import ModelConfig
-from models.sharing.mlp import mlp
+from mtlrec.features.declarations import Feature, FeatureSet, Kind, Side
+from mtlrec.models.config import ModelConfig
+from mtlrec.models.sharing.mlp import mlp
 
 
 def embedding_input_dim(
@@ -27,7 +27,7 @@ def embedding_input_dim(
     if feature.name not in vocab_sizes:
         raise ValueError(
             f"no vocabulary size for feature {feature.name!r}; vocab_sizes has "
-            f"{sorted(vocab_sizes)} (read them with models.data.vocab_sizes_from_tft)"
+            f"{sorted(vocab_sizes)} (read them with mtlrec.models.data.vocab_sizes_from_tft)"
         )
     return vocab_sizes[feature.name] + feature_set.oov_buckets(feature)
 

@@ -10,13 +10,14 @@ import pathlib
 
 import tensorflow as tf
 
-from features.config import FeaturesConfig
-from features.declarations import feature_set
-from models.config import ModelConfig, TaskConfig, TrainingConfig
-from models.data import item_catalogue, vocab_sizes_from_tft
-from models.loop import fit
-from models.memory_input import open_split
-from models.model import build_model, save_model
+from mtlrec.features.config import FeaturesConfig
+from mtlrec.features.declarations import feature_set
+from mtlrec.models.config import ModelConfig, TaskConfig, TrainingConfig
+from mtlrec.models.data import item_catalogue, vocab_sizes_from_tft
+from mtlrec.models.loop import fit
+from mtlrec.models.memory_input import open_split
+from mtlrec.models.model import build_model, save_model
+from mtlrec.models.tasks import kind_of
 
 TRANSFORM_DIR = "transform_fn"
 TRAIN_PATTERN = "train-*.tfrecord.gz"
@@ -99,7 +100,7 @@ def train(
         step_dir,
         steps_per_epoch=steps_per_epoch,
         strategy=strategy,
-        catalogue=catalogue if any(t.kind == "retrieval" for t in tasks) else None,
+        catalogue=catalogue if any(kind_of(t).ranks_catalogue for t in tasks) else None,
         prepare=train_split.prepare,
     )
     summary["input"] = {"train": train_split.source, "eval": eval_split.source}

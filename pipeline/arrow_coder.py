@@ -9,7 +9,7 @@ compressed, the 5 M-event preprocessing bench ran in 98 s instead of 140 s with 
 runner's peak memory. Beam chooses the coder from the PCollection's type hint, so
 transforms that move batches declare `RecordBatch` (or tuples of it) as output type;
 importing this module registers the coders for their types, as Beam registers its own
-coders on import. Keyed shuffles (`pipeline.keyed`) pack batches to bytes with this coder
+coders on import. Keyed shuffles (`mtlrec.pipeline.keyed`) pack batches to bytes with this coder
 themselves, so a runner's grouping table does not decode and re-encode them.
 """
 

@@ -12,10 +12,12 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 
-from features import readers, schema
-from pipeline.arrow_coder import RecordBatch
-from pipeline.step_files import FileOutput, JsonLinesShards
+from mtlrec.features import readers, schema
+from mtlrec.pipeline.arrow_coder import RecordBatch
+from mtlrec.pipeline.step_files import FileOutput, JsonLinesShards
 
 PROVENANCE_FIELDS = (
     pa.field(readers.FILE_COLUMN, pa.string()),
@@ -30,9 +32,6 @@ def typed_schema(table: schema.Table) -> pa.Schema:
 
 
 def _read_file(file: tuple[str, str], table: schema.Table, batch_size: int):
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
     path, fmt = file
     if "://" not in path:
         yield from readers.read_batches(path, fmt, table, batch_size)

@@ -1,43 +1,16 @@
-"""The one typed YAML configuration document (SPEC §3) and its loading rules.
+"""The `data` section the Beam jobs read, and the sections one job is given.
 
-Sections: data, features, tasks, model, training, evaluation, export, runner. Every field
-has a default and a docstring (`mtlrec config schema`); unknown keys and wrong types are
-rejected with one line that names the key and the valid choices.
+The root document (`mtlrec.config.Config`) extends `DataConfig` with where the logs come
+from; the jobs see only these sections, never the root configuration.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import pathlib
-import types
-import typing
-from typing import Any, Literal
+import dataclasses
 
 import pydantic
-import yaml
 
-from deploy.config import ExportConfig
-from features.config import MOVIELENS_FEATURES, ConfigSection, FeaturesConfig
-from features.declarations import LABELS
-from models.config import DEFAULT_TASKS, ModelConfig, TaskConfig, TrainingConfig
-
-
-class ConfigError(ValueError):
-    """A configuration problem, phrased as one line for the user."""
-
-
-class GenerateConfig(ConfigSection):
-    """Size of the embedded synthetic data set used when data.raw_dir is not set."""
-
-    users: int = pydantic.Field(default=1000, ge=1)
-    """Number of users."""
-    items: int = pydantic.Field(default=500, ge=1)
-    """Number of catalogue items."""
-    days: int = pydantic.Field(default=14, ge=1)
-    """Days of traffic, ending at a fixed date so runs are reproducible."""
-    seed: int = 1
-    """Random seed: the same seed gives byte-identical files."""
+from mtlrec.features.config import ConfigSection, FeaturesConfig
 
 
 class InteractionsConfig(ConfigSection):
@@ -50,12 +23,8 @@ class InteractionsConfig(ConfigSection):
 
 
 class DataConfig(ConfigSection):
-    """Input logs, labels (the join) and the time split (SPEC §4, §5, §11)."""
+    """Labels (the join), the date window and the time split (SPEC §4, §5, §11)."""
 
-    raw_dir: str | None = None
-    """Directory of raw logs (SPEC §4); null = generate the synthetic data set in the workdir."""
-    generate: GenerateConfig = GenerateConfig()
-    """Synthetic data set used when raw_dir is null."""
     interactions: InteractionsConfig | None = None
     """Read a pre-joined interactions table instead of events (MovieLens, KuaiRand style)."""
     start: str | None = None
@@ -82,274 +51,13 @@ class DataConfig(ConfigSection):
         return (self.start or "0000-01-01", self.end or "9999-12-31")
 
 
-class EvaluationConfig(ConfigSection):
-    """Offline evaluation, baselines, slices and the blessing gate (SPEC §9)."""
+@dataclasses.dataclass(frozen=True)
+class JobConfig:
+    """What the validate and preprocess jobs read: their sections and the Beam options."""
 
-    ks: tuple[int, ...] = (10, 50, 100)
-    """Cut-offs for Recall@K, NDCG@K and HitRate@K."""
-    baselines: tuple[Literal["popularity", "single_task"], ...] = ("popularity", "single_task")
-    """Baselines computed in the same run and shown beside the model."""
-    slices: tuple[Literal["user_activity", "item_popularity", "device"], ...] = (
-        "user_activity",
-        "item_popularity",
-        "device",
-    )
-    """Slices of the evaluation split reported with their own metrics."""
-    ece_bins: int = pydantic.Field(default=20, ge=2)
-    """Bins of the expected calibration error."""
-    min_metrics: dict[str, float] = {"click.auc": 0.55}
-    """Blessing: 'task.metric' -> smallest acceptable value (higher is better)."""
-    max_metrics: dict[str, float] = {}
-    """Blessing: 'task.metric' -> largest acceptable value (lower is better, e.g. dwell.rmse_s)."""
-    max_regression: float = pydantic.Field(default=0.01, ge=0.0)
-    """Blessing: largest relative regression of a gated metric against the last blessed model."""
-
-
-class RunnerConfig(ConfigSection):
-    """Where the run lives and how the engines run it (SPEC §10)."""
-
-    workdir: str = "mtlrec-work"
-    """Directory of runs, the latest manifest, and by default the serving exports."""
-    beam_args: tuple[str, ...] = (
-        "--runner=FnApiRunner",
-        "--direct_running_mode=multi_processing",
-        "--direct_num_workers=0",
-    )
-    """Beam pipeline options passed unchanged (e.g. --runner=DataflowRunner --project=...)."""
-    log_format: Literal["text", "json"] = "text"
-    """text: progress for people; json: one JSON object per line for schedulers."""
-
-
-class Config(ConfigSection):
-    """The whole mtlrec configuration."""
-
-    data: DataConfig = DataConfig()
-    """Input logs, the join and the split."""
-    features: FeaturesConfig = FeaturesConfig()
-    """Feature transformation."""
-    tasks: tuple[TaskConfig, ...] = DEFAULT_TASKS
-    """The tasks of the multi-task model."""
-    model: ModelConfig = ModelConfig()
-    """Model architecture."""
-    training: TrainingConfig = TrainingConfig()
-    """Optimisation."""
-    evaluation: EvaluationConfig = EvaluationConfig()
-    """Evaluation and blessing."""
-    export: ExportConfig = ExportConfig()
-    """Export for TF Serving."""
-    runner: RunnerConfig = RunnerConfig()
-    """Runs and engines."""
-
-    @pydantic.model_validator(mode="after")
-    def _cross_section_names(self) -> Config:
-        names = [t.name for t in self.tasks]
-        if len(set(names)) != len(names):
-            raise ValueError(f"tasks: task names must be unique, got {names}")
-        if sum(t.kind == "retrieval" for t in self.tasks) > 1:
-            raise ValueError("tasks: at most one retrieval task")
-        binary = {t.name for t in self.tasks if t.kind == "binary"}
-        for t in self.tasks:
-            if t.label is not None and t.label not in LABELS:
-                raise ValueError(
-                    f"tasks.{t.name}.label: unknown label {t.label!r}; valid: {sorted(LABELS)}"
-                )
-            if t.esmm_parent is not None and t.esmm_parent not in binary - {t.name}:
-                raise ValueError(
-                    f"tasks.{t.name}.esmm_parent: {t.esmm_parent!r} is not another binary "
-                    f"task; valid: {sorted(binary - {t.name})}"
-                )
-        _check_task_keys("export.score_weights", self.export.score_weights, names)
-        for field in ("min_metrics", "max_metrics"):
-            gated = {key.split(".", 1)[0]: v for key, v in getattr(self.evaluation, field).items()}
-            _check_task_keys(f"evaluation.{field}", gated, names)
-        return self
-
-    def task(self, name: str) -> TaskConfig:
-        for t in self.tasks:
-            if t.name == name:
-                return t
-        raise KeyError(f"no task {name!r}; tasks: {[t.name for t in self.tasks]}")
-
-    def sha256(self) -> str:
-        """Hash of the effective configuration, stable across key order."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _check_task_keys(where: str, mapping: dict[str, Any], task_names: list[str]) -> None:
-    unknown = sorted(set(mapping) - set(task_names))
-    if unknown:
-        raise ValueError(f"{where}: unknown task(s) {unknown}; tasks: {task_names}")
-
-
-MOVIELENS_PRESET: dict[str, Any] = {
-    "data": {"interactions": {"table": "interactions"}},
-    "features": {"enabled": list(MOVIELENS_FEATURES)},
-    "tasks": [
-        {"name": "retrieval", "kind": "retrieval", "retrieval_on_clicks": False},
-        {"name": "rating", "kind": "regression", "label": "rating"},
-    ],
-    "export": {"score_weights": {"rating": 1.0}},
-    "evaluation": {"min_metrics": {}},
-    # A learning rate annealed over 10 epochs: rating RMSE 0.935 -> 0.904 and top-100 0.414 ->
-    # 0.452 on the random split of bench.movielens; the time split is unchanged by it.
-    "training": {"lr_schedule": "cosine", "epochs": 10},
-}
-
-
-def load_config(
-    path: str | pathlib.Path | None = None, overrides: typing.Sequence[str] = ()
-) -> Config:
-    """Reads the YAML document at `path` (or the defaults), applies `key=value` overrides.
-
-    Raises:
-      ConfigError: unreadable file, unknown key, wrong type or bad override, in one line.
-    """
-    document: dict[str, Any] = {}
-    if path is not None:
-        try:
-            document = yaml.safe_load(pathlib.Path(path).read_text()) or {}
-        except OSError as e:
-            raise ConfigError(f"config file {path}: {e.strerror}") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"config file {path}: not valid YAML ({e.problem})") from None
-        if not isinstance(document, dict):
-            raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
-    for override in overrides:
-        _apply_override(document, override)
-    return validate(document)
-
-
-def validate(document: dict[str, Any]) -> Config:
-    try:
-        return Config.model_validate(document)
-    except pydantic.ValidationError as e:
-        raise ConfigError(_one_line(e, document)) from None
-
-
-def _apply_override(document: dict[str, Any], override: str) -> None:
-    key, sep, raw = override.partition("=")
-    if not sep or not key:
-        raise ConfigError(f"--set {override!r}: expected section.key=value")
-    value = yaml.safe_load(raw) if raw else None
-    parts = key.split(".")
-    node: Any = document
-    for i, part in enumerate(parts[:-1]):
-        if part == "tasks":
-            node = node.setdefault("tasks", [t.model_dump() for t in DEFAULT_TASKS])
-            continue
-        if isinstance(node, list):
-            matches = [t for t in node if isinstance(t, dict) and t.get("name") == part]
-            if not matches:
-                valid = [t.get("name") for t in node if isinstance(t, dict)]
-                raise ConfigError(f"--set {key}: no task {part!r}; tasks: {valid}")
-            node = matches[0]
-            continue
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: {'.'.join(parts[: i + 1])} is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def _one_line(error: pydantic.ValidationError, document: dict[str, Any]) -> str:
-    first = error.errors()[0]
-    loc = _readable_loc(first["loc"], document)
-    if first["type"] == "extra_forbidden":
-        model = _model_at(first["loc"][:-1])
-        valid = ", ".join(model.model_fields) if model else ""
-        return f"config error: unknown key '{loc}'; valid keys: {valid}"
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] in ("value_error", "assertion_error") and loc == "":
-        return f"config error: {message}"
-    got = first.get("input")
-    shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-    return f"config error: {loc}: {message}{shown}"
-
-
-def _readable_loc(loc: tuple[Any, ...], document: dict[str, Any]) -> str:
-    parts: list[str] = []
-    node: Any = document
-    for part in loc:
-        if isinstance(part, int) and isinstance(node, list) and part < len(node):
-            node = node[part]
-            parts.append(str(node.get("name", part)) if isinstance(node, dict) else str(part))
-            continue
-        if isinstance(part, str) and part in ("function-after",) or part == "tagged-union":
-            continue
-        parts.append(str(part))
-        node = node.get(part) if isinstance(node, dict) else None
-    return ".".join(parts)
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[pydantic.BaseModel] | None:
-    model: type[pydantic.BaseModel] = Config
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return None
-        inner = _section_type(field.annotation)
-        if inner is None:
-            return None
-        model = inner
-    return model
-
-
-def _section_type(annotation: Any) -> type[pydantic.BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _section_type(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def schema_lines(model: type[pydantic.BaseModel] = Config, prefix: str = "") -> list[str]:
-    """One line per field: dotted key, type, default and meaning (`mtlrec config schema`)."""
-    lines: list[str] = []
-    for name, field in model.model_fields.items():
-        key = f"{prefix}{name}"
-        inner = _section_type(field.annotation)
-        description = field.description or ""
-        if inner is not None and not _is_sequence(field.annotation):
-            lines.append(f"{key}:  # {description}")
-            lines.extend(schema_lines(inner, prefix=f"{key}."))
-            continue
-        shown = "required" if field.is_required() else _plain(field.get_default())
-        lines.append(f"{key}: {_type_name(field.annotation)} = {shown}  # {description}")
-        if inner is not None:
-            lines.extend(schema_lines(inner, prefix=f"{key}[]."))
-    return lines
-
-
-def _is_sequence(annotation: Any) -> bool:
-    return typing.get_origin(annotation) in (tuple, list)
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, pydantic.BaseModel):
-        value = value.model_dump(mode="json")
-    elif isinstance(value, tuple) and value and isinstance(value[0], pydantic.BaseModel):
-        value = [v.model_dump(mode="json", exclude_defaults=True) for v in value]
-    return json.dumps(value, default=list)
-
-
-def _type_name(annotation: Any) -> str:
-    origin = typing.get_origin(annotation)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(annotation))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(annotation))
-    if origin is not None:
-        args = ", ".join(_type_name(a) for a in typing.get_args(annotation) if a is not Ellipsis)
-        return f"{origin.__name__}[{args}]"
-    if annotation is type(None):
-        return "null"
-    return getattr(annotation, "__name__", str(annotation))
-
-
-def dump_yaml(config: Config) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    data: DataConfig
+    features: FeaturesConfig
+    labels: tuple[str, ...]
+    """Label columns the configured tasks train on."""
+    beam_args: tuple[str, ...]
+    """Beam pipeline options, passed unchanged."""

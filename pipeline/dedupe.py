@@ -3,7 +3,7 @@
 Two forms:
 - `DropDuplicates` shuffles whole rows on the key's hash bucket and dedupes each bucket.
 - `FindDuplicates` shuffles only the key and provenance of every row and returns the copies
-  to drop, for a later keyed stage that holds the rows anyway (`pipeline.user_buckets`) to
+  to drop, for a later keyed stage that holds the rows anyway (`mtlrec.pipeline.user_buckets`) to
   remove with `drop_rows`. The rows then cross one shuffle fewer.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features import readers, schema
-from pipeline import beam_io, keyed
-from pipeline.arrow_coder import RecordBatch
+from mtlrec.features import readers, schema
+from mtlrec.pipeline import beam_io, keyed
+from mtlrec.pipeline.arrow_coder import RecordBatch
 
 ORDER_COLUMNS = (readers.FILE_COLUMN, readers.ROW_COLUMN)
 

@@ -1,7 +1,7 @@
 """The pre-joined interactions form (SPEC §4): one row per impression with its labels.
 
 MovieLens ratings, KuaiRand- or Ali-CCP-style logs arrive as one table whose columns are
-joined-example columns (`features.declarations.JOINED_COLUMNS`), possibly under other
+joined-example columns (`mtlrec.features.declarations.JOINED_COLUMNS`), possibly under other
 names (`data.interactions.columns`: joined column -> file column). The table is validated
 like events (missing, empty ids, timestamps, numbers, date window), deduplicated on
 `event_id`, and then skips the label join: every accepted row is one example.
@@ -16,10 +16,10 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features import readers, schema
-from features.declarations import JOINED_COLUMNS, LABELS, Dtype
-from features.schema import Column, ColumnType
-from pipeline import beam_io, keyed
+from mtlrec.features import readers, schema
+from mtlrec.features.declarations import JOINED_COLUMNS, LABELS, Dtype
+from mtlrec.features.schema import Column, ColumnType
+from mtlrec.pipeline import beam_io, keyed
 
 KEY = "event_id"
 REQUIRED = (KEY, "user_id", "item_id", "ts")

@@ -1,4 +1,4 @@
-"""The label join (SPEC §5) on the events of one user bucket (see `pipeline.keyed`).
+"""The label join (SPEC §5) on the events of one user bucket (see `mtlrec.pipeline.keyed`).
 
 Every key of the join starts with the user, so one bucket of users holds all it needs:
 1. key (user_id, request_id, item_id): one example per impression key; a click joins when
@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features import readers, schema
-from features.declarations import JOINED_COLUMNS
-from pipeline import keyed
+from mtlrec.features import readers, schema
+from mtlrec.features.declarations import JOINED_COLUMNS
+from mtlrec.pipeline import keyed
 
 IMPRESSION_KEY = ("user_id", "request_id", "item_id")
 BUCKET_KEY = ("user_id",)
@@ -151,7 +151,7 @@ def retrieval_only_examples(clicks: pa.Table, joined_clicks: pa.Table) -> pa.Tab
     """Examples of the clicks that joined no impression: click = 1, impression = 0.
 
     They teach the retrieval task (which pairs a user clicks); the ranking tasks mask them
-    out, having no impression to rank (`features.declarations.RANKING_MASK`).
+    out, having no impression to rank (`mtlrec.features.declarations.RANKING_MASK`).
     """
     joined_ids = joined_clicks.column("event_id")
     orphans = clicks.filter(pc.invert(pc.is_in(clicks.column("event_id"), value_set=joined_ids)))

@@ -1,6 +1,6 @@
 """Beam transforms of the label join (SPEC §5): keyed CoGroupByKey stages over Arrow batches.
 
-The per-bucket logic is `pipeline.join`; these transforms only route the batches, so every
+The per-bucket logic is `mtlrec.pipeline.join`; these transforms only route the batches, so every
 key's rows meet in one worker and no step materialises the whole data set.
 """
 
@@ -10,9 +10,9 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features import schema
-from pipeline import beam_io, join, keyed
-from pipeline.arrow_coder import RecordBatch
+from mtlrec.features import schema
+from mtlrec.pipeline import beam_io, join, keyed
+from mtlrec.pipeline.arrow_coder import RecordBatch
 
 EVENTS_SCHEMA = beam_io.typed_schema(schema.EVENTS)
 

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from apache_beam.transforms.window import GlobalWindow, GlobalWindows
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.arrow_coder import RecordBatch, RecordBatchCoder
+from mtlrec.pipeline.arrow_coder import RecordBatch, RecordBatchCoder
 
 DEFAULT_BUCKETS = 64
 ROWS_PER_BUCKET = 100_000

@@ -1,7 +1,7 @@
 """Entry points of the validate and preprocess steps (SPEC §4, §5, §6, §11, §13).
 
-Each builds its Beam pipeline with one typed function (`pipeline.validate_job`,
-`pipeline.preprocess_job`), runs it with the configured Beam options, and returns the
+Each builds its Beam pipeline with one typed function (`mtlrec.pipeline.validate_job`,
+`mtlrec.pipeline.preprocess_job`), runs it with the configured Beam options, and returns the
 step's counts (also written to `<step_dir>/counts.json`).
 """
 
@@ -13,9 +13,24 @@ import shutil
 from collections.abc import Sequence
 from typing import Any
 
-from features import readers, schema
-from pipeline import step_counts
-from pipeline.config import Config
+import apache_beam as beam
+import tensorflow_transform.beam as tft_beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from mtlrec.features import readers, schema
+from mtlrec.features.declarations import feature_set
+from mtlrec.pipeline import beam_io, interactions, step_counts
+from mtlrec.pipeline.config import JobConfig
+from mtlrec.pipeline.keyed import buckets_for
+from mtlrec.pipeline.preprocess_job import (
+    PreprocessSettings,
+    build_preprocess_pipeline,
+    read_validated,
+)
+from mtlrec.pipeline.step_files import TEMP_DIR_PREFIX
+from mtlrec.pipeline.validate import Window
+from mtlrec.pipeline.validate_job import TableSource, build_validate_pipeline
 
 RAW_TABLES = ("events", "items", "users")
 VALIDATE_OUTPUTS = (*RAW_TABLES, "dead_letter", "duplicates")
@@ -25,17 +40,13 @@ COUNTS_JSON = "counts.json"
 BYTES_PER_ROW = {"parquet": 12, "csv": 64, "jsonl": 64}
 
 
-def pipeline_options(config: Config, beam_args: Sequence[str] | None = None):
-    """Beam options from `runner.beam_args` (or the `beam_args` override), passed unchanged."""
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    return PipelineOptions(list(config.runner.beam_args if beam_args is None else beam_args))
+def pipeline_options(config: JobConfig, beam_args: Sequence[str] | None = None):
+    """Beam options from `config.beam_args` (or the `beam_args` override), passed unchanged."""
+    return PipelineOptions(list(config.beam_args if beam_args is None else beam_args))
 
 
 def _fresh_dir(step_dir: pathlib.Path, outputs: Sequence[str]) -> None:
     """Removes this step's earlier outputs so shards of a previous run never mix in."""
-    from pipeline.step_files import TEMP_DIR_PREFIX
-
     step_dir.mkdir(parents=True, exist_ok=True)
     # Shards of a run that failed before publishing its files.
     for temp_dir in step_dir.glob(f"{TEMP_DIR_PREFIX}*"):
@@ -48,11 +59,8 @@ def _fresh_dir(step_dir: pathlib.Path, outputs: Sequence[str]) -> None:
             path.unlink()
 
 
-def _sources(config: Config, raw_dir: pathlib.Path) -> dict[str, Any]:
+def _sources(config: JobConfig, raw_dir: pathlib.Path) -> dict[str, Any]:
     """The tables to validate: events (+ items, users) or the pre-joined interactions."""
-    from pipeline import interactions
-    from pipeline.validate_job import TableSource
-
     data = config.data
     if data.interactions is not None:
         contract = interactions.table(data.interactions.table)
@@ -72,10 +80,6 @@ def _sources(config: Config, raw_dir: pathlib.Path) -> dict[str, Any]:
 def _validate_buckets(sources: dict[str, Any]) -> int:
     """Shuffle buckets from the rows the input size suggests (dedupe; the join when the two
     steps run as one job and no row count is known yet)."""
-    from apache_beam.io.filesystems import FileSystems
-
-    from pipeline.keyed import buckets_for
-
     files = [f for source in sources.values() for f in source.files]
     matches = FileSystems.match([f.path for f in files])
     rows = sum(
@@ -87,21 +91,17 @@ def _validate_buckets(sources: dict[str, Any]) -> int:
 
 
 def _start_validate(
-    config: Config, raw_dir: pathlib.Path, step_dir: pathlib.Path
+    config: JobConfig, raw_dir: pathlib.Path, step_dir: pathlib.Path
 ) -> tuple[dict[str, Any], str]:
     """The tables to validate and the primary one's name; clears earlier outputs."""
-    from pipeline import beam_io
-
     sources = _sources(config, raw_dir)
     primary = next(iter(sources))
     _fresh_dir(step_dir, (*VALIDATE_OUTPUTS, primary, COUNTS_JSON, beam_io.COUNTS_FILE))
     return sources, primary
 
 
-def _finish_validate(config: Config, step_dir: pathlib.Path, primary: str) -> dict[str, Any]:
+def _finish_validate(config: JobConfig, step_dir: pathlib.Path, primary: str) -> dict[str, Any]:
     """Writes `counts.json` from the job's totals, then applies `data.max_bad_fraction`."""
-    from pipeline import beam_io
-
     totals = beam_io.take_counts(step_dir)
     counts = step_counts.validate_counts(totals, primary, step_dir / "dead_letter")
     (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
@@ -109,14 +109,12 @@ def _finish_validate(config: Config, step_dir: pathlib.Path, primary: str) -> di
     return counts
 
 
-def _window(config: Config):
-    from pipeline.validate import Window
-
+def _window(config: JobConfig):
     return Window.from_dates(config.data.start, config.data.end)
 
 
 def run_validate(
-    config: Config,
+    config: JobConfig,
     raw_dir: pathlib.Path,
     step_dir: pathlib.Path,
     beam_args: Sequence[str] | None = None,
@@ -128,10 +126,6 @@ def run_validate(
         the outputs are written, so the dead-letter rows can be inspected).
       ValueError: no events files, or an unreadable file.
     """
-    import apache_beam as beam
-
-    from pipeline.validate_job import build_validate_pipeline
-
     raw_dir, step_dir = pathlib.Path(raw_dir), pathlib.Path(step_dir)
     sources, primary = _start_validate(config, raw_dir, step_dir)
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
@@ -142,14 +136,10 @@ def run_validate(
 PREPROCESS_OUTPUTS = ("transform_fn", "catalog.parquet", "eval_sample.parquet", "tmp")
 
 
-def _preprocess_settings(config: Config, buckets: int, columns: Sequence[str] = ()):
-    from features.declarations import feature_set
-    from pipeline.preprocess_job import PreprocessSettings
-
-    labels = tuple(t.label for t in config.tasks if t.label is not None)
+def _preprocess_settings(config: JobConfig, buckets: int, columns: Sequence[str] = ()):
     data = config.data
     return PreprocessSettings(
-        feature_set=feature_set(config.features, labels),
+        feature_set=feature_set(config.features, config.labels),
         click_window_ms=data.click_window_s * 1000,
         attribution_window_ms=data.attribution_window_s * 1000,
         split_ts=data.split_ts,
@@ -163,8 +153,6 @@ def _preprocess_settings(config: Config, buckets: int, columns: Sequence[str] = 
 
 def _start_preprocess(step_dir: pathlib.Path) -> None:
     """Clears this step's earlier outputs, shards included."""
-    from pipeline import beam_io
-
     _fresh_dir(step_dir, (*PREPROCESS_OUTPUTS, COUNTS_JSON, beam_io.COUNTS_FILE))
     for pattern in ("train-*.tfrecord.gz", "eval-*.tfrecord.gz"):
         for path in step_dir.glob(pattern):
@@ -173,8 +161,6 @@ def _start_preprocess(step_dir: pathlib.Path) -> None:
 
 def _finish_preprocess(step_dir: pathlib.Path) -> dict[str, Any]:
     """Writes `counts.json` from the job's totals."""
-    from pipeline import beam_io
-
     shutil.rmtree(step_dir / "tmp", ignore_errors=True)
     totals = beam_io.take_counts(step_dir)
     counts = step_counts.preprocess_counts(totals)
@@ -183,7 +169,7 @@ def _finish_preprocess(step_dir: pathlib.Path) -> dict[str, Any]:
 
 
 def run_preprocess(
-    config: Config,
+    config: JobConfig,
     validate_dir: pathlib.Path,
     step_dir: pathlib.Path,
     beam_args: Sequence[str] | None = None,
@@ -194,12 +180,6 @@ def run_preprocess(
       ValueError: the validate step has not run, accepted no impression, or the split leaves
         no training example.
     """
-    import apache_beam as beam
-    import tensorflow_transform.beam as tft_beam
-
-    from pipeline.keyed import buckets_for
-    from pipeline.preprocess_job import build_preprocess_pipeline, read_validated
-
     validate_dir, step_dir = pathlib.Path(validate_dir), pathlib.Path(step_dir)
     counts_path = validate_dir / COUNTS_JSON
     if not counts_path.exists():
@@ -216,7 +196,7 @@ def run_preprocess(
     ):
         build_preprocess_pipeline(p, read_validated(p, validate_dir, tables), step_dir, settings)
     counts = _finish_preprocess(step_dir)
-    step_counts.check_training_examples(counts, config)
+    step_counts.check_training_examples(counts, config.data)
     return counts
 
 
@@ -227,7 +207,7 @@ def _scoped(begin, build, *args):
 
 
 def run_validate_and_preprocess(
-    config: Config,
+    config: JobConfig,
     raw_dir: pathlib.Path,
     validate_dir: pathlib.Path,
     preprocess_dir: pathlib.Path,
@@ -246,12 +226,6 @@ def run_validate_and_preprocess(
     The preprocess step's own checks are left to the caller
     (`step_counts.check_preprocessed`).
     """
-    import apache_beam as beam
-    import tensorflow_transform.beam as tft_beam
-
-    from pipeline.preprocess_job import build_preprocess_pipeline
-    from pipeline.validate_job import build_validate_pipeline
-
     _Scoped = beam.ptransform_fn(_scoped)  # noqa: N806 (a Beam transform)
     if config.data.interactions is not None:
         raise ValueError("pre-joined interactions: run run_validate, then run_preprocess")

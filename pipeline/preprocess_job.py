@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 import apache_beam as beam
 import pyarrow as pa
 
-from features import schema
-from features.declarations import JOINED_COLUMNS, FeatureSet, Side
-from features.preprocessing import input_columns
-from pipeline import beam_io, interactions, join, keyed
-from pipeline.join_beam import (
+from mtlrec.features import schema
+from mtlrec.features.declarations import JOINED_COLUMNS, FeatureSet, Side
+from mtlrec.features.preprocessing import input_columns
+from mtlrec.pipeline import beam_io, interactions, join, keyed
+from mtlrec.pipeline.join_beam import (
     BuildCatalogue,
     JoinLabels,
     JoinSideTable,
@@ -28,11 +28,11 @@ from pipeline.join_beam import (
     catalogue_schema,
     with_side_columns,
 )
-from pipeline.split import SampleRows, SplitByTime, TsRange, split_ts
-from pipeline.step_files import FileOutput, ParquetShards, WriteFiles
-from pipeline.tfrecord_sink import TFRecordShards
-from pipeline.transform import TransformSplits
-from pipeline.user_buckets import UserBuckets
+from mtlrec.pipeline.split import SampleRows, SplitByTime, TsRange, split_ts
+from mtlrec.pipeline.step_files import FileOutput, ParquetShards, WriteFiles
+from mtlrec.pipeline.tfrecord_sink import TFRecordShards
+from mtlrec.pipeline.transform import TransformSplits
+from mtlrec.pipeline.user_buckets import UserBuckets
 
 
 @dataclasses.dataclass(frozen=True)

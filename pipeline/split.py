@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import keyed
-from pipeline.arrow_coder import RecordBatch
+from mtlrec.pipeline import keyed
+from mtlrec.pipeline.arrow_coder import RecordBatch
 
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 

@@ -1,6 +1,6 @@
 """What the validate and preprocess steps count, and which counts stop a run (SPEC §11, §13).
 
-The Beam jobs emit count dicts that `pipeline.beam_io.WriteCounts` sums; these functions
+The Beam jobs emit count dicts that `mtlrec.pipeline.beam_io.WriteCounts` sums; these functions
 shape the totals into each step's `counts.json` and raise the errors that end the step.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-from features import schema
-from pipeline.config import Config
+from mtlrec.features import schema
+from mtlrec.pipeline.config import DataConfig
 
 PREPROCESS_COUNT_KEYS = (
     "impressions",
@@ -98,20 +98,20 @@ def check_impressions(validated: dict[str, Any], validate_dir: pathlib.Path) -> 
 
 
 def check_preprocessed(
-    config: Config, validated: dict[str, Any], counts: dict[str, Any], validate_dir: pathlib.Path
+    data: DataConfig, validated: dict[str, Any], counts: dict[str, Any], validate_dir: pathlib.Path
 ) -> None:
     """The checks of the preprocess step, for counts of `run_validate_and_preprocess`."""
     check_impressions(validated, validate_dir)
-    check_training_examples(counts, config)
+    check_training_examples(counts, data)
 
 
-def check_training_examples(counts: dict[str, Any], config: Config) -> None:
+def check_training_examples(counts: dict[str, Any], data: DataConfig) -> None:
     """Raises ValueError when the split left nothing to train on (analysers saw no rows)."""
     if counts["train_examples"] == 0:
         setting = (
-            f"data.split_ts={config.data.split_ts!r}"
-            if config.data.split_ts is not None
-            else f"data.eval_fraction={config.data.eval_fraction}"
+            f"data.split_ts={data.split_ts!r}"
+            if data.split_ts is not None
+            else f"data.eval_fraction={data.eval_fraction}"
         )
         raise ValueError(
             f"{setting} puts every one of {counts['eval_examples']} examples in the evaluation "

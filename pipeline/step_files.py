@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
@@ -82,8 +83,6 @@ class JsonLinesShards(ShardFormat):
 
 class _ParquetWriter:
     def __init__(self, handle: BinaryIO, arrow_schema: pa.Schema):
-        import pyarrow.parquet as pq
-
         self._handle = handle
         self._schema = arrow_schema
         # Uncompressed, as Beam's Parquet sink writes by default: these are a job's
@@ -111,8 +110,6 @@ class ParquetShards(ShardFormat):
         return _ParquetWriter(handle, self.arrow_schema)
 
     def merge(self, sources: list[str], destination: str) -> None:
-        import pyarrow.parquet as pq
-
         writer = self.open(_create(destination))
         for source in sources:
             with _open(source) as handle:

@@ -5,7 +5,7 @@ pieces separately at zlib's default level; at a million examples that per-record
 large share of the preprocess job. Here an element is a list of records: each batch is
 framed (length, masked CRC-32C of the length, data, masked CRC-32C of the data, as
 `tf.io.TFRecordWriter` does) into one buffer and compressed in one call. `TFRecordShards` is the
-format of `pipeline.step_files.WriteFiles`.
+format of `mtlrec.pipeline.step_files.WriteFiles`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import google_crc32c
 
-from pipeline.step_files import ShardFormat
+from mtlrec.pipeline.step_files import ShardFormat
 
 # Level 1 compresses ~4x faster than zlib's default 6 for files ~40% larger (measured on
 # the shop examples: 19% against 13% of the raw size); readers decompress both alike.
@@ -68,7 +68,7 @@ class _TFRecordWriter:
 
 
 class TFRecordShards(ShardFormat):
-    """Gzip TFRecord files (`pipeline.step_files`); an element is a list of records.
+    """Gzip TFRecord files (`mtlrec.pipeline.step_files`); an element is a list of records.
 
     Shards merge by concatenation: a gzip file may hold several gzip members, and
     TensorFlow's reader reads them in sequence.

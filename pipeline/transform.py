@@ -14,11 +14,15 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import tensorflow_transform.beam as tft_beam
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
+from tfx_bsl.public import tfxio
 
-from features.declarations import EVENT_TS, JOINED_COLUMNS, Dtype, FeatureSet
-from features.preprocessing import neutral_default, preprocessing_fn
-from pipeline.arrow_coder import RecordBatch
-from pipeline.split import SplitByTime
+from mtlrec.features.declarations import EVENT_TS, JOINED_COLUMNS, Dtype, FeatureSet
+from mtlrec.features.preprocessing import neutral_default, preprocessing_fn
+from mtlrec.pipeline.arrow_coder import RecordBatch
+from mtlrec.pipeline.split import SplitByTime
 
 _ARROW_TYPES = {Dtype.STRING: pa.large_binary(), Dtype.INT: pa.int64(), Dtype.FLOAT: pa.float32()}
 
@@ -44,9 +48,6 @@ def to_tft_batch(batch: pa.RecordBatch, columns: Sequence[str]) -> pa.RecordBatc
 
 def tensor_adapter_config(columns: Sequence[str]):
     """Dense scalar tensors (the `raw_feature_spec`) over the `to_tft_batch` columns."""
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx_bsl.public import tfxio
-
     arrow_schema = pa.schema([(c, pa.large_list(_ARROW_TYPES[JOINED_COLUMNS[c]])) for c in columns])
     representations = {
         c: schema_pb2.TensorRepresentation(
@@ -60,8 +61,6 @@ def tensor_adapter_config(columns: Sequence[str]):
 
 
 def _encode(record_batch: pa.RecordBatch) -> list[bytes]:
-    from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
-
     return RecordBatchToExamplesEncoder().encode(record_batch)
 
 
@@ -91,8 +90,6 @@ def TransformSplits(  # noqa: N802
     a batch, `TFRecordShards` elements) under "train" and "eval", and their count dicts
     under "train_examples" and "eval_examples".
     """
-    import tensorflow_transform.beam as tft_beam
-
     config = tensor_adapter_config(columns)
     inputs = {
         name: batches

@@ -19,9 +19,9 @@ from typing import NamedTuple
 
 import apache_beam as beam
 
-from features import schema
-from pipeline import beam_io, dedupe, join, keyed
-from pipeline.arrow_coder import RecordBatch
+from mtlrec.features import schema
+from mtlrec.pipeline import beam_io, dedupe, join, keyed
+from mtlrec.pipeline.arrow_coder import RecordBatch
 
 TABLES = (schema.EVENTS, schema.USERS)
 DROPPED = "dropped"

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features import readers, schema
-from features.schema import ColumnType, RejectReason
+from mtlrec.features import readers, schema
+from mtlrec.features.schema import ColumnType, RejectReason
 
 REASON_ORDER: tuple[RejectReason, ...] = (
     RejectReason.MISSING_FIELD,

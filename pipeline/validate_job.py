@@ -15,12 +15,12 @@ from typing import NamedTuple
 import apache_beam as beam
 import pyarrow as pa
 
-from features import readers, schema
-from pipeline import beam_io, interactions, keyed, user_buckets
-from pipeline.arrow_coder import RecordBatch
-from pipeline.dedupe import DropDuplicates
-from pipeline.step_files import FileOutput, JsonLinesShards, ParquetShards, WriteFiles
-from pipeline.validate import Window, reject_counts, validate_batch
+from mtlrec.features import readers, schema
+from mtlrec.pipeline import beam_io, interactions, keyed, user_buckets
+from mtlrec.pipeline.arrow_coder import RecordBatch
+from mtlrec.pipeline.dedupe import DropDuplicates
+from mtlrec.pipeline.step_files import FileOutput, JsonLinesShards, ParquetShards, WriteFiles
+from mtlrec.pipeline.validate import Window, reject_counts, validate_batch
 
 
 class _ValidateFn(beam.DoFn):
@@ -64,7 +64,7 @@ class TableSource:
 def validate_outputs(
     step_dir: pathlib.Path, sources: Mapping[str, TableSource]
 ) -> dict[str, FileOutput]:
-    """The validate step's files (`pipeline.step_files.FileOutput`) by output name."""
+    """The validate step's files (`mtlrec.pipeline.step_files.FileOutput`) by output name."""
     outputs = {beam_io.COUNTS_FILE: beam_io.counts_output(str(step_dir))}
     for name, source in sources.items():
         parquet = ParquetShards(beam_io.typed_schema(source.contract))

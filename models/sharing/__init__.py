@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from models.config import ModelConfig
-from models.sharing.mmoe import MMoE
-from models.sharing.ple import PLE
-from models.sharing.shared_bottom import SharedBottom
+from mtlrec.models.config import ModelConfig
+from mtlrec.models.sharing.mmoe import MMoE
+from mtlrec.models.sharing.ple import PLE
+from mtlrec.models.sharing.shared_bottom import SharedBottom
 
 
 def build_sharing(cfg: ModelConfig, task_names: tuple[str, ...]) -> tf.keras.layers.Layer:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from models.sharing.mlp import mlp
-from models.sharing.mmoe import ExpertMixture
+from mtlrec.models.sharing.mlp import mlp
+from mtlrec.models.sharing.mmoe import ExpertMixture
 
 
 class CGC(tf.keras.layers.Layer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from models.sharing.mlp import mlp
+from mtlrec.models.sharing.mlp import mlp
 
 
 class SharedBottom(tf.keras.layers.Layer):

@@ -1,0 +1,185 @@
+"""The blessing gate and the push to the serving directory (SPEC §9).
+
+A model is blessed when every gated metric passes its configured threshold
+(`evaluation.min_metrics` / `evaluation.max_metrics`) and none of those metrics regresses
+by more than `evaluation.max_regression` (relative) against the last blessed model of the
+same workdir (`<workdir>/blessed.json`). Only a blessed model, or one a human force-pushes,
+is copied into the serving root, one version directory at a time, atomically.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import math
+import pathlib
+import shutil
+from typing import Any
+
+from mtlrec.deploy.versioning import next_version, publish_version
+from mtlrec.evaluation.config import EvaluationConfig
+from mtlrec.features.json_files import read, write_json
+from mtlrec.models.tasks import metric_direction
+
+BLESSED = "blessed.json"
+
+
+def metric_value(metrics: dict[str, Any], key: str) -> float | None:
+    """metrics['task']['metric'] for key 'task.metric'; None when absent or not finite."""
+    task, _, metric = key.partition(".")
+    value = metrics.get(task, {}).get(metric) if isinstance(metrics.get(task), dict) else None
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _threshold_check(key: str, kind: str, value: float | None, threshold: float) -> dict:
+    passed = value is not None and (value >= threshold if kind == "min" else value <= threshold)
+    return {
+        "metric": key,
+        "kind": kind,
+        "value": value,
+        "threshold": threshold,
+        "baseline": None,
+        "passed": passed,
+    }
+
+
+def _regression_check(
+    key: str, value: float | None, previous: float, higher: bool, tolerance: float
+) -> dict:
+    slack = tolerance * abs(previous)
+    bound = previous - slack if higher else previous + slack
+    passed = value is not None and (value >= bound if higher else value <= bound)
+    return {
+        "metric": key,
+        "kind": "regression",
+        "value": value,
+        "threshold": bound,
+        "baseline": previous,
+        "passed": passed,
+    }
+
+
+def _reason(check: dict) -> str:
+    value = "missing" if check["value"] is None else f"{check['value']:.4g}"
+    if check["kind"] == "regression":
+        op = ">=" if check["threshold"] <= check["baseline"] else "<="
+        need = (
+            f"{op} {check['threshold']:.4g} (last blessed {check['baseline']:.4g} "
+            "within the regression tolerance)"
+        )
+    else:
+        need = f"{'>=' if check['kind'] == 'min' else '<='} {check['threshold']:.4g}"
+    verdict = "passed" if check["passed"] else "FAILED"
+    return f"{check['metric']} = {value}, needs {need}: {verdict}"
+
+
+def decide(
+    evaluation: EvaluationConfig, workdir: pathlib.Path, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """Blesses the model whose `metrics` (metrics.json content) are given, or not.
+
+    Returns:
+      {"blessed": bool, "checks": [{metric, kind, value, threshold, baseline, passed}],
+       "reasons": one line per check, "previous_run_id": the last blessed run or None}.
+    """
+    checks = [
+        _threshold_check(key, "min", metric_value(metrics, key), threshold)
+        for key, threshold in evaluation.min_metrics.items()
+    ]
+    checks += [
+        _threshold_check(key, "max", metric_value(metrics, key), threshold)
+        for key, threshold in evaluation.max_metrics.items()
+    ]
+    previous = read(pathlib.Path(workdir) / BLESSED)
+    # A metric's direction comes from its name; otherwise from the kind of its threshold.
+    gated = dict.fromkeys(evaluation.min_metrics, True) | dict.fromkeys(
+        evaluation.max_metrics, False
+    )
+    for key, default_higher in gated.items():
+        before = metric_value(previous.get("metrics", {}), key)
+        if before is None:
+            continue
+        direction = metric_direction(key.partition(".")[2])
+        higher = default_higher if direction is None else direction
+        checks.append(
+            _regression_check(
+                key, metric_value(metrics, key), before, higher, evaluation.max_regression
+            )
+        )
+    return {
+        "blessed": all(c["passed"] for c in checks),
+        "checks": checks,
+        "reasons": [_reason(c) for c in checks],
+        "previous_run_id": previous.get("run_id"),
+    }
+
+
+def record_blessed(workdir: pathlib.Path, metrics: dict[str, Any], run_id: str) -> pathlib.Path:
+    """Stores the metrics of the newly blessed model: the reference for the next decision."""
+    path = pathlib.Path(workdir) / BLESSED
+    write_json(
+        path,
+        {
+            "run_id": run_id,
+            "blessed_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "metrics": metrics,
+        },
+    )
+    return path
+
+
+def push(
+    export_dirs: dict[str, pathlib.Path],
+    serving_root: pathlib.Path,
+    *,
+    blessed: bool,
+    force: bool = False,
+) -> dict[str, str]:
+    """Publishes each model's exported version as the next version under `<serving_root>/<model>/`.
+
+    Nothing is copied unless `blessed` or `force`. Every run exports its own version 1, so
+    the serving version is assigned here, as one more than the largest one served of any of
+    the models, so the models of one push share a version even after a push died halfway; the copy
+    is written to a temporary sibling, checked file by file and renamed into place
+    (`mtlrec.deploy.versioning.publish_version`), so TF Serving never sees half a model and an
+    existing version is never overwritten.
+
+    Returns:
+      model name -> pushed version directory.
+
+    Raises:
+      ValueError: a source is not a `<model>/<integer version>` directory.
+    """
+    if not (blessed or force):
+        return {}
+    sources = {name: pathlib.Path(src) for name, src in export_dirs.items()}
+    for name, src in sources.items():
+        if not src.is_dir() or not src.name.isdigit():
+            raise ValueError(
+                f"push: model {name!r}: {src} is not an exported <model>/<integer version> "
+                "directory; run the export step first"
+            )
+    roots = {name: pathlib.Path(serving_root) / name for name in sources}
+    version = max(next_version(root) for root in roots.values())
+    pushed = {}
+    for name, src in sources.items():
+        target = publish_version(
+            roots[name],
+            write=functools.partial(shutil.copytree, src, dirs_exist_ok=True),
+            verify=functools.partial(_check_same_files, src),
+            min_version=version,
+        )
+        pushed[name] = str(target)
+    return pushed
+
+
+def _check_same_files(src: pathlib.Path, copy: pathlib.Path) -> None:
+    def listing(root: pathlib.Path) -> dict[str, int]:
+        return {
+            p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()
+        }
+
+    if listing(src) != listing(copy):
+        raise RuntimeError(f"push: the copy of {src} differs from its source; nothing pushed")

@@ -1,0 +1,237 @@
+"""The `mtlrec` command line (SPEC §3).
+
+Imports nothing heavy at start-up: TensorFlow, Beam and tf.Transform load inside the
+command that needs them. Every failure the user can fix ends with one line on stderr
+and a non-zero exit code: 2 for a bad command line or configuration, 1 for a failed step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from collections.abc import Sequence
+
+from mtlrec.config import Config, ConfigError, GenerateConfig, dump_yaml, load_config, schema_lines
+from mtlrec.manifest import STEP_NAMES
+
+_STEP_HELP = {
+    "validate": "validate the raw logs: dead-letter bad rows, count them, dedupe events",
+    "preprocess": "join, label, split by time and run tf.Transform into TFRecords",
+    "train": "train the multi-task TFRS model on the preprocessed TFRecords",
+    "evaluate": "evaluate on the eval split, with baselines and slices; write the report",
+    "bless": "decide whether the evaluated model may be pushed",
+    "export": "export the ranker, retriever and recommender SavedModels",
+    "push": "copy a blessed model's versions into the serving directory",
+}
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=pathlib.Path, help="YAML configuration file")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one configuration value, e.g. --set model.sharing=mmoe (repeatable)",
+    )
+    p.add_argument("--data", help="raw log directory (sets data.raw_dir)")
+    p.add_argument("--workdir", help="work directory of runs and exports (sets runner.workdir)")
+    p.add_argument("--split-ts", help="train/eval boundary, ISO-8601 or ms (sets data.split_ts)")
+    p.add_argument("--start", help="first date YYYY-MM-DD of the run's window (data.start)")
+    p.add_argument("--end", help="last date YYYY-MM-DD of the run's window (data.end)")
+    p.add_argument(
+        "--log-format", choices=("text", "json"), help="progress for people or JSON lines"
+    )
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    _add_config_options(p)
+    p.add_argument("--run-id", help="run directory name (default: derived from the input data)")
+    p.add_argument("--force", action="store_true", help="redo steps even when up to date")
+    p.add_argument("--force-push", action="store_true", help="push even when not blessed")
+    p.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for the workdir lock"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtlrec",
+        description="Raw interaction logs in; a served multi-task recommender and its "
+        "evaluation report out. Options not listed here are passed to Apache Beam "
+        "unchanged (e.g. --runner=DataflowRunner --project=P --region=R).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="the whole batch job (synthetic data when none is given)")
+    _add_run_options(p)
+    p.add_argument("--from", dest="from_step", choices=STEP_NAMES, help="redo from this step on")
+
+    for name in STEP_NAMES:
+        _add_run_options(sub.add_parser(name, help=_STEP_HELP[name]))
+
+    p = sub.add_parser("generate", help="write synthetic logs with known ground truth")
+    p.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
+    size = GenerateConfig()
+    p.add_argument("--users", type=int, default=size.users, help=f"users (default {size.users})")
+    p.add_argument("--items", type=int, default=size.items, help=f"items (default {size.items})")
+    p.add_argument("--days", type=int, default=size.days, help=f"days of traffic ({size.days})")
+    p.add_argument("--seed", type=int, default=size.seed, help=f"random seed ({size.seed})")
+
+    p = sub.add_parser("import", help="convert a public data set to the raw contract")
+    p.add_argument("dataset", choices=("movielens",), help="data set to import")
+    p.add_argument("--src", type=pathlib.Path, required=True, help="the data set's directory")
+    p.add_argument("--out", type=pathlib.Path, required=True, help="output raw directory")
+
+    p = sub.add_parser("recommend", help="batch top-K for many users via Beam RunInference")
+    p.add_argument("--model", type=pathlib.Path, required=True, help="exported version dir")
+    p.add_argument("--users", type=pathlib.Path, required=True, help="Parquet/CSV with user_id")
+    p.add_argument("--out", type=pathlib.Path, required=True, help="output Parquet directory")
+
+    p = sub.add_parser("bench", help="run a benchmark of bench/ (python -m bench.NAME)")
+    p.add_argument("name", help="benchmark: preprocess, train, serving, movielens, ...")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark")
+
+    p = sub.add_parser("config", help="print the effective configuration or its schema")
+    p.add_argument("action", choices=("show", "schema"), help="show: effective; schema: fields")
+    _add_config_options(p)
+    return parser
+
+
+def _config(args: argparse.Namespace, beam_args: Sequence[str]) -> Config:
+    overrides = list(args.overrides)
+    for flag, key in (
+        ("data", "data.raw_dir"),
+        ("workdir", "runner.workdir"),
+        ("split_ts", "data.split_ts"),
+        ("start", "data.start"),
+        ("end", "data.end"),
+        ("log_format", "runner.log_format"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={_quoted(value)}")
+    config = load_config(args.config, overrides)
+    if beam_args:
+        # Later options win in Beam's own parser, so user flags override the defaults.
+        runner = config.runner.model_copy(
+            update={"beam_args": config.runner.beam_args + tuple(beam_args)}
+        )
+        config = config.model_copy(update={"runner": runner})
+    return config
+
+
+def _quoted(value: str) -> str:
+    # The value is parsed as YAML: keep ids, dates and paths as strings.
+    return "'" + value.replace("'", "''") + "'" if not value.isdigit() else value
+
+
+def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from mtlrec import log
+    from mtlrec.run import run
+
+    config = _config(args, beam_args)
+    log.configure(config.runner.log_format)
+    only = None if args.command == "run" else [args.command]
+    doc = run(
+        config,
+        only=only,
+        force=args.force,
+        from_step=getattr(args, "from_step", None),
+        run_id=args.run_id,
+        force_push=args.force_push,
+        lock_wait_s=args.wait,
+    )
+    log.event(
+        "run finished", run_dir=str(pathlib.Path(config.runner.workdir) / "runs" / doc["run_id"])
+    )
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from mtlrec.datasets.synthetic.generate import generate
+
+    truth = generate(args.out, users=args.users, items=args.items, days=args.days, seed=args.seed)
+    counts = truth["counts"]
+    print(f"wrote {counts['events_read']} events to {args.out} (truth in {args.out}/truth.json)")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from mtlrec.datasets.movielens import import_movielens
+
+    counts = import_movielens(args.src, args.out)
+    print(f"imported {counts['ratings']} ratings from {args.src} into {args.out}")
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from mtlrec import log
+    from mtlrec.deploy.recommend import recommend
+
+    log.configure()
+    recommend(args.model, args.users, args.out, beam_args)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import importlib.util
+    import runpy
+
+    # bench/ is part of the checkout, not of the installed package.
+    sys.path.insert(0, str(pathlib.Path.cwd()))
+    module = f"bench.{args.name}"
+    if importlib.util.find_spec("bench") is None:
+        raise ValueError(f"no bench/ in {pathlib.Path.cwd()}: run mtlrec bench from the checkout")
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(f"no benchmark {args.name!r}: expected a module {module}")
+    sys.argv = [module, *args.bench_args]
+    runpy.run_module(module, run_name="__main__")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "schema":
+        print("\n".join(schema_lines()))
+    else:
+        print(dump_yaml(_config(args, ())), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command not in ("run", "recommend", *STEP_NAMES):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    try:
+        if args.command in ("run", *STEP_NAMES):
+            return _cmd_run(args, unknown)
+        if args.command == "recommend":
+            return _cmd_recommend(args, unknown)
+        handlers = {
+            "generate": _cmd_generate,
+            "import": _cmd_import,
+            "config": _cmd_config,
+            "bench": _cmd_bench,
+        }
+        return handlers[args.command](args)
+    except ConfigError as e:
+        print(f"mtlrec: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"mtlrec: error: {_first_line(e)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mtlrec: interrupted", file=sys.stderr)
+        return 130
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.strip().splitlines()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""The batch job: runs the steps in a run directory, skipping what is already done.
+
+`run` is what `mtlrec run` and the single-step commands call. It holds the workdir lock
+for its whole duration, records every step's status, seconds and fingerprint in the
+run's manifest (copied to `<workdir>/manifest.json`), and leaves earlier steps' outputs
+usable when a step fails, so the next run resumes from the failed step.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import shutil
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from mtlrec import fingerprint, log, manifest
+from mtlrec.config import Config, dump_yaml
+from mtlrec.datasets.synthetic.generate import generate
+from mtlrec.lock import workdir_lock
+from mtlrec.steps import STEP_NAMES, STEPS, RunContext, Step, config_values
+
+ONE_BEAM_JOB = ("validate", "preprocess")
+"""Steps that run as one Beam job when both are due (`RunContext.validate_with_preprocess`)."""
+
+
+class StepFailedError(RuntimeError):
+    """A step raised; the message names the step and the run directory."""
+
+
+def resolve_raw_dir(config: Config, workdir: pathlib.Path) -> pathlib.Path:
+    """The raw logs: data.raw_dir, or the embedded synthetic data set generated on demand."""
+    if config.data.raw_dir is not None:
+        raw_dir = pathlib.Path(config.data.raw_dir)
+        if not raw_dir.is_dir():
+            raise FileNotFoundError(f"data.raw_dir: no such directory: {raw_dir}")
+        return raw_dir
+    return _ensure_generated(config, workdir / "data")
+
+
+def _ensure_generated(config: Config, out_dir: pathlib.Path) -> pathlib.Path:
+    params = config.data.generate.model_dump()
+    truth_path = out_dir / "truth.json"
+    if truth_path.exists():
+        truth = json.loads(truth_path.read_text())
+        if truth.get("params", {}) | {"seed": truth.get("seed")} == params:
+            return out_dir
+
+    log.event("generating the synthetic data set", out=str(out_dir), **params)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    generate(out_dir, progress=True, **params)
+    return out_dir
+
+
+def _run_id(config: Config, raw_dir: pathlib.Path) -> tuple[str, str]:
+    dates = config.data.partition_window()
+    input_fp = fingerprint.of_files(raw_dir, dates=dates)
+    return "run-" + fingerprint.of_values(input_fp, dates)[:12], input_fp
+
+
+def run(
+    config: Config,
+    *,
+    only: Sequence[str] | None = None,
+    force: bool = False,
+    from_step: str | None = None,
+    run_id: str | None = None,
+    force_push: bool = False,
+    lock_wait_s: float = 0.0,
+) -> dict[str, Any]:
+    """Runs the job (or the steps in `only`) and returns the manifest.
+
+    Raises:
+      StepFailedError: a step failed; its status is `failed` in the manifest.
+    """
+    workdir = pathlib.Path(config.runner.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with workdir_lock(workdir, wait_s=lock_wait_s):
+        raw_dir = resolve_raw_dir(config, workdir)
+        derived_id, input_fp = _run_id(config, raw_dir)
+        run_dir = workdir / "runs" / (run_id or derived_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_yaml(config))
+        doc = manifest.read(run_dir / manifest.MANIFEST)
+        doc.update(
+            run_id=run_dir.name,
+            config_sha256=config.sha256(),
+            input={
+                "raw_dir": str(raw_dir),
+                "sha256": input_fp,
+                "dates": config.data.partition_window(),
+            },
+        )
+        doc.setdefault("steps", {})
+        ctx = RunContext(config, workdir, run_dir, raw_dir, results={}, force_push=force_push)
+        redo = _steps_to_redo(force, from_step)
+        selected = set(only) if only else set(STEP_NAMES)
+        ctx.validate_with_preprocess = _one_beam_job(ctx, doc, selected, redo, input_fp)
+        try:
+            for step in STEPS:
+                if step.name in selected:
+                    _run_step(step, ctx, doc, redo=step.name in redo, input_fp=input_fp)
+                else:
+                    _load_result(step, ctx, doc)
+        finally:
+            _summarise(doc, ctx)
+            manifest.write_json(run_dir / manifest.MANIFEST, doc)
+            manifest.write_json(workdir / manifest.MANIFEST, doc)
+        return doc
+
+
+def _steps_to_redo(force: bool, from_step: str | None) -> set[str]:
+    if force:
+        return set(STEP_NAMES)
+    if from_step is None:
+        return set()
+    if from_step not in STEP_NAMES:
+        raise ValueError(f"--from {from_step!r}: unknown step; steps: {', '.join(STEP_NAMES)}")
+    return set(STEP_NAMES[STEP_NAMES.index(from_step) :])
+
+
+def _fingerprint(
+    step: Step,
+    ctx: RunContext,
+    doc: dict[str, Any],
+    input_fp: str,
+    upstream_fps: dict[str, str] | None = None,
+) -> str:
+    """`upstream_fps` overrides the manifest's fingerprints of upstream steps about to rerun."""
+    known = {u: doc["steps"].get(u, {}).get("fingerprint") for u in step.upstream}
+    upstream = list((known | (upstream_fps or {})).values())
+    extra = input_fp if not step.upstream else None
+    return fingerprint.of_values(
+        step.name, config_values(ctx.config, step.config_keys), upstream, extra
+    )
+
+
+def _is_done(previous: dict[str, Any], fp: str, redo: bool) -> bool:
+    """Whether a step's earlier outcome stands: finished with the same fingerprint."""
+    return (
+        not redo and previous.get("status") in ("done", "skipped") and previous["fingerprint"] == fp
+    )
+
+
+def _one_beam_job(
+    ctx: RunContext, doc: dict[str, Any], selected: set[str], redo: set[str], input_fp: str
+) -> bool:
+    """Validate and preprocess run as one Beam job when both are due on raw events: one job
+    start-up instead of two, and no Parquet round trip between them."""
+    if ctx.config.data.interactions is not None or not set(ONE_BEAM_JOB) <= selected:
+        return False
+    by_name = {s.name: s for s in STEPS}
+    validate_fp = _fingerprint(by_name["validate"], ctx, doc, input_fp)
+    preprocess_fp = _fingerprint(
+        by_name["preprocess"], ctx, doc, input_fp, upstream_fps={"validate": validate_fp}
+    )
+    return not any(
+        _is_done(doc["steps"].get(name, {}), fp, name in redo)
+        for name, fp in zip(ONE_BEAM_JOB, (validate_fp, preprocess_fp), strict=True)
+    )
+
+
+def _run_step(
+    step: Step, ctx: RunContext, doc: dict[str, Any], *, redo: bool, input_fp: str
+) -> None:
+    fp = _fingerprint(step, ctx, doc, input_fp)
+    previous = doc["steps"].get(step.name, {})
+    if _is_done(previous, fp, redo):
+        previous["status"] = "skipped"
+        ctx.results[step.name] = previous.get("result", {})
+        log.event(f"step {step.name}: skipped (inputs and config unchanged)", step=step.name)
+        return
+    prepared = step.name in ctx.prepared
+    if not prepared and (previous.get("fingerprint") != fp or redo):
+        # A changed step must not resume from checkpoints written for other inputs.
+        shutil.rmtree(ctx.step_dir(step.name), ignore_errors=True)
+    log.event(f"step {step.name}: started", step=step.name)
+    started = time.monotonic()
+    entry: dict[str, Any] = {"fingerprint": fp, "started": _now()}
+    if ctx.validate_with_preprocess and step.name in ONE_BEAM_JOB:
+        # Schedulers reading step timings: the first step's seconds cover the whole job.
+        entry["beam_job"] = list(ONE_BEAM_JOB)
+    doc["steps"][step.name] = entry
+    try:
+        result = step.action(ctx)
+    except BaseException as e:
+        entry.update(status="failed", seconds=round(time.monotonic() - started, 3), error=str(e))
+        raise StepFailedError(f"step {step.name} failed in {ctx.run_dir}: {e}") from e
+    entry.update(status="done", seconds=round(time.monotonic() - started, 3), result=result)
+    ctx.results[step.name] = result
+    numbers = {k: v for k, v in result.items() if isinstance(v, int | float) and k != "split_ts"}
+    log.event(f"step {step.name}: done", step=step.name, seconds=entry["seconds"], **numbers)
+
+
+def _load_result(step: Step, ctx: RunContext, doc: dict[str, Any]) -> None:
+    previous = doc["steps"].get(step.name, {})
+    if previous.get("status") in ("done", "skipped"):
+        ctx.results[step.name] = previous.get("result", {})
+
+
+def _summarise(doc: dict[str, Any], ctx: RunContext) -> None:
+    """Lifts step results to the stable top-level keys of SPEC §13."""
+    counts: dict[str, Any] = {}
+    for name in ("validate", "preprocess"):
+        counts.update(ctx.results.get(name, {}))
+    if counts:
+        doc["counts"] = counts
+    if "evaluate" in ctx.results:
+        doc["metrics"] = ctx.results["evaluate"]
+    if "bless" in ctx.results:
+        doc["blessed"] = bool(ctx.results["bless"].get("blessed"))
+        doc["blessing"] = ctx.results["bless"]
+    if "push" in ctx.results:
+        doc["models"] = ctx.results["push"].get("pushed", {})
+    if "export" in ctx.results:
+        doc["candidates"] = ctx.results["export"].get("candidates", {})
+    doc["updated"] = _now()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,137 @@
+"""The blessing gate: thresholds, regression against the last blessed model, and push."""
+
+import json
+import pathlib
+
+import pytest
+
+from mtlrec.config import Config
+from mtlrec.evaluation import bless
+
+
+def _config(**evaluation) -> Config:
+    return Config.model_validate({"evaluation": evaluation})
+
+
+GOOD = {"click": {"auc": 0.70, "logloss": 0.40}, "dwell": {"rmse_s": 20.0}}
+WORSE = {"click": {"auc": 0.60, "logloss": 0.45}, "dwell": {"rmse_s": 25.0}}
+
+
+def _export(tmp_path, version: str = "3"):
+    dirs = {}
+    for model in ("mtlrec_ranker", "mtlrec_retriever"):
+        d = tmp_path / "export" / model / version
+        (d / "variables").mkdir(parents=True)
+        (d / "saved_model.pb").write_bytes(b"graph-" + model.encode())
+        (d / "variables" / "variables.index").write_bytes(b"index")
+        dirs[model] = d
+    return dirs
+
+
+def test_first_model_is_judged_by_thresholds_only(tmp_path):
+    decision = bless.decide(_config(min_metrics={"click.auc": 0.55}).evaluation, tmp_path, GOOD)
+    assert decision["blessed"] is True
+    assert decision["checks"] == [
+        {
+            "metric": "click.auc",
+            "kind": "min",
+            "value": 0.70,
+            "threshold": 0.55,
+            "baseline": None,
+            "passed": True,
+        }
+    ]
+    assert decision["previous_run_id"] is None
+
+
+def test_worse_model_is_not_blessed_and_not_pushed(tmp_path):
+    config = _config(min_metrics={"click.auc": 0.55}, max_regression=0.01)
+    bless.record_blessed(tmp_path, GOOD, "run-1")
+    assert json.loads((tmp_path / "blessed.json").read_text())["run_id"] == "run-1"
+
+    decision = bless.decide(config.evaluation, tmp_path, WORSE)
+    assert decision["blessed"] is False
+    assert decision["previous_run_id"] == "run-1"
+    by_kind = {c["kind"]: c for c in decision["checks"]}
+    assert by_kind["min"]["passed"] is True  # 0.60 still clears the absolute floor...
+    regression = by_kind["regression"]  # ...but is 14 % below the blessed 0.70.
+    assert regression["passed"] is False
+    assert regression["baseline"] == 0.70
+    assert regression["threshold"] == pytest.approx(0.70 * 0.99)
+    assert any("FAILED" in r for r in decision["reasons"])
+
+    serving = tmp_path / "serving"
+    assert bless.push(_export(tmp_path), serving, blessed=decision["blessed"]) == {}
+    assert not serving.exists()
+
+
+def test_force_push_copies_an_unblessed_model(tmp_path):
+    dirs = _export(tmp_path)
+    pushed = bless.push(dirs, tmp_path / "serving", blessed=False, force=True)
+    assert pushed == {
+        name: str(tmp_path / "serving" / name / "1")
+        for name in ("mtlrec_ranker", "mtlrec_retriever")
+    }
+    copied = tmp_path / "serving" / "mtlrec_ranker" / "1"
+    assert (copied / "saved_model.pb").read_bytes() == b"graph-mtlrec_ranker"
+    assert (copied / "variables" / "variables.index").read_bytes() == b"index"
+    leftovers = [p.name for p in (tmp_path / "serving" / "mtlrec_ranker").iterdir()]
+    assert leftovers == ["1"]  # no staging directory left behind
+
+
+def test_small_regression_within_tolerance_is_blessed(tmp_path):
+    config = _config(min_metrics={"click.auc": 0.55}, max_regression=0.01)
+    bless.record_blessed(tmp_path, GOOD, "run-1")
+    slightly = {"click": {"auc": 0.695}}  # 0.7 % below: inside the 1 % tolerance
+    assert bless.decide(config.evaluation, tmp_path, slightly)["blessed"] is True
+
+
+def test_lower_is_better_metrics_regress_upwards(tmp_path):
+    config = _config(min_metrics={}, max_metrics={"dwell.rmse_s": 30.0}, max_regression=0.1)
+    bless.record_blessed(tmp_path, GOOD, "run-1")
+    worse = bless.decide(config.evaluation, tmp_path, WORSE)  # 25 s > 20 s * 1.1
+    assert worse["blessed"] is False
+    assert [c["passed"] for c in worse["checks"]] == [True, False]
+    better = bless.decide(config.evaluation, tmp_path, {"dwell": {"rmse_s": 15.0}})
+    assert better["blessed"] is True
+
+
+def test_missing_or_nan_gated_metric_fails(tmp_path):
+    config = _config(min_metrics={"click.auc": 0.55})
+    assert bless.decide(config.evaluation, tmp_path, {"click": {"auc": None}})["blessed"] is False
+    assert (
+        bless.decide(config.evaluation, tmp_path, {"click": {"auc": float("nan")}})["blessed"]
+        is False
+    )
+    assert bless.decide(config.evaluation, tmp_path, {})["blessed"] is False
+
+
+def test_each_push_publishes_the_next_serving_version_and_never_overwrites(tmp_path):
+    serving = tmp_path / "serving"
+    first = bless.push(_export(tmp_path), serving, blessed=True)
+    other = _export(tmp_path / "other")
+    (other["mtlrec_ranker"] / "saved_model.pb").write_bytes(b"different")
+    second = bless.push(other, serving, blessed=True)
+    assert first["mtlrec_ranker"] == str(serving / "mtlrec_ranker" / "1")
+    assert second["mtlrec_ranker"] == str(serving / "mtlrec_ranker" / "2")
+    assert (serving / "mtlrec_ranker" / "1" / "saved_model.pb").read_bytes() == (
+        b"graph-mtlrec_ranker"
+    )
+    assert (serving / "mtlrec_ranker" / "2" / "saved_model.pb").read_bytes() == b"different"
+    assert sorted(p.name for p in (serving / "mtlrec_ranker").iterdir()) == ["1", "2"]
+
+
+def test_models_of_one_push_share_a_version_after_a_push_died_halfway(tmp_path):
+    serving = tmp_path / "serving"
+    bless.push(_export(tmp_path), serving, blessed=True)
+    # A push that died after publishing only the ranker left it one version ahead.
+    (serving / "mtlrec_ranker" / "2").mkdir()
+    pushed = bless.push(_export(tmp_path / "next"), serving, blessed=True)
+    assert {pathlib.Path(path).name for path in pushed.values()} == {"3"}
+    assert len(pushed) > 1
+
+
+def test_push_rejects_a_non_version_directory(tmp_path):
+    (tmp_path / "model" / "latest").mkdir(parents=True)
+    with pytest.raises(ValueError, match="integer version"):
+        bless.push({"m": tmp_path / "model" / "latest"}, tmp_path / "serving", blessed=True)

@@ -1,0 +1,185 @@
+"""The orchestrator: skip unchanged steps, rerun what a change reaches, resume, lock.
+
+The step graph is the real one (`mtlrec.steps.STEPS`); only the actions are replaced by
+cheap recorders, so these tests pin down the orchestration itself in milliseconds. The
+end-to-end behaviour with the real steps is in tests/test_end_to_end.py.
+"""
+
+import dataclasses
+import json
+
+import pytest
+
+from mtlrec import run as run_module
+from mtlrec import steps as steps_module
+from mtlrec.config import load_config
+from mtlrec.lock import LockedError, workdir_lock
+from mtlrec.manifest import STEP_NAMES
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    calls: list[str] = []
+    failing: set[str] = set()
+
+    def recorder(name):
+        def action(ctx):
+            calls.append(name)
+            ctx.step_dir(name).mkdir(parents=True, exist_ok=True)
+            marker = ctx.step_dir(name) / "attempts"
+            attempts = int(marker.read_text()) + 1 if marker.exists() else 1
+            marker.write_text(str(attempts))
+            if name in failing:
+                raise RuntimeError(f"injected failure in {name}")
+            results = {
+                "validate": {"events_read": 10, "duplicates": 0, "rejected": {}},
+                "evaluate": {"click": {"auc": 0.7}},
+                "bless": {"blessed": True, "checks": []},
+                "export": {"candidates": {}},
+                "push": {"pushed": {}},
+            }
+            return results.get(name, {"attempts": attempts})
+
+        return action
+
+    patched = tuple(dataclasses.replace(s, action=recorder(s.name)) for s in steps_module.STEPS)
+    monkeypatch.setattr(run_module, "STEPS", patched)
+    return calls, failing
+
+
+@pytest.fixture
+def raw_dir(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "events").mkdir(parents=True)
+    (raw / "events" / "part-0.csv").write_text("event_id\n1\n")
+    return raw
+
+
+def _config(tmp_path, raw_dir, *overrides):
+    return load_config(
+        overrides=[f"data.raw_dir={raw_dir}", f"runner.workdir={tmp_path / 'w'}", *overrides]
+    )
+
+
+ALL = ["validate", "preprocess", "train", "evaluate", "bless", "export", "push"]
+
+
+def test_second_run_skips_every_step(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    first = run_module.run(_config(tmp_path, raw_dir))
+    assert calls == ALL
+    assert {s["status"] for s in first["steps"].values()} == {"done"}
+    calls.clear()
+    second = run_module.run(_config(tmp_path, raw_dir))
+    assert calls == []
+    assert {s["status"] for s in second["steps"].values()} == {"skipped"}
+    assert second["run_id"] == first["run_id"]
+    assert second["metrics"] == {"click": {"auc": 0.7}}
+    latest = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    assert latest["steps"]["train"]["status"] == "skipped"
+
+
+def test_a_config_change_reruns_only_the_steps_it_reaches(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    run_module.run(_config(tmp_path, raw_dir))
+    calls.clear()
+    run_module.run(_config(tmp_path, raw_dir, "training.learning_rate=0.01"))
+    assert calls == ["train", "evaluate", "bless", "export", "push"]
+    calls.clear()
+    run_module.run(_config(tmp_path, raw_dir, "training.learning_rate=0.01", "export.top_k=5"))
+    assert calls == ["export", "push"]
+
+
+def test_changed_input_data_is_a_new_run(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    first = run_module.run(_config(tmp_path, raw_dir))
+    (raw_dir / "events" / "part-0.csv").write_text("event_id\n2\n")
+    calls.clear()
+    second = run_module.run(_config(tmp_path, raw_dir))
+    assert calls == ALL
+    assert second["run_id"] != first["run_id"]
+
+
+def test_failed_step_resumes_without_redoing_earlier_steps(tmp_path, raw_dir, recorded):
+    calls, failing = recorded
+    failing.add("train")
+    with pytest.raises(run_module.StepFailedError, match="step train failed"):
+        run_module.run(_config(tmp_path, raw_dir))
+    manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
+    assert manifest["steps"]["train"]["status"] == "failed"
+    assert manifest["steps"]["preprocess"]["status"] == "done"
+    failing.clear()
+    calls.clear()
+    doc = run_module.run(_config(tmp_path, raw_dir))
+    assert calls == ["train", "evaluate", "bless", "export", "push"]
+    # The failed step's directory survives, so training resumes from its checkpoints.
+    assert doc["steps"]["train"]["result"] == {"attempts": 2}
+
+
+def test_force_and_from_redo_work(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    run_module.run(_config(tmp_path, raw_dir))
+    calls.clear()
+    run_module.run(_config(tmp_path, raw_dir), from_step="evaluate")
+    assert calls == ["evaluate", "bless", "export", "push"]
+    calls.clear()
+    run_module.run(_config(tmp_path, raw_dir), force=True)
+    assert calls == ALL
+
+
+def test_single_step_command_runs_only_that_step(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    run_module.run(_config(tmp_path, raw_dir), only=["validate"])
+    assert calls == ["validate"]
+
+
+def test_a_second_run_on_a_locked_workdir_refuses(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    with workdir_lock(workdir), pytest.raises(LockedError, match="in use by another mtlrec run"):
+        run_module.run(_config(tmp_path, raw_dir))
+    assert calls == []
+    run_module.run(_config(tmp_path, raw_dir))
+    assert calls == ALL
+
+
+def test_validate_and_preprocess_share_one_beam_job_only_when_both_are_due(
+    tmp_path, raw_dir, recorded, monkeypatch
+):
+    calls, _ = recorded
+    seen = []
+
+    def watching(step):
+        def action(ctx):
+            seen.append((step.name, ctx.validate_with_preprocess))
+            return step.action(ctx)
+
+        return dataclasses.replace(step, action=action)
+
+    watched = tuple(watching(s) for s in run_module.STEPS if s.name in run_module.ONE_BEAM_JOB)
+    others = tuple(s for s in run_module.STEPS if s.name not in run_module.ONE_BEAM_JOB)
+    monkeypatch.setattr(run_module, "STEPS", watched + others)
+
+    def flags(**kwargs):
+        seen.clear()
+        doc = run_module.run(_config(tmp_path, raw_dir, *kwargs.pop("overrides", ())), **kwargs)
+        return seen[:], {k: doc["steps"][k].get("beam_job") for k in run_module.ONE_BEAM_JOB}
+
+    both = [("validate", True), ("preprocess", True)]
+    assert flags() == (both, dict.fromkeys(run_module.ONE_BEAM_JOB, ["validate", "preprocess"]))
+    assert flags(from_step="preprocess")[0] == [("preprocess", False)]
+    assert flags(overrides=["data.click_window_s=60"])[0] == [("preprocess", False)]
+    assert flags(only=["validate"], force=True)[0] == [("validate", False)]
+    assert flags(force=True)[0] == both
+    assert flags(overrides=["data.interactions.table=ratings"])[0] == [
+        ("validate", False),
+        ("preprocess", False),
+    ]
+    assert "train" in calls
+
+
+def test_the_steps_run_in_the_order_the_manifest_records():
+    assert tuple(s.name for s in steps_module.STEPS) == STEP_NAMES
+    for position, s in enumerate(steps_module.STEPS):
+        assert set(s.upstream) <= set(STEP_NAMES[:position]), s.name

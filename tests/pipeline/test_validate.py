@@ -1,0 +1,228 @@
+"""Validation and dedupe: every dead-letter reason, exact records and counts (SPEC §11, §13)."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from mtlrec.config import Config
+from mtlrec.features import schema
+from mtlrec.pipeline.dedupe import DropDuplicates
+from mtlrec.pipeline.preprocess import run_validate
+from mtlrec.pipeline.step_counts import BadInputError
+from mtlrec.pipeline.validate import Window
+from mtlrec.pipeline.validate_job import ValidateRows
+
+IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+DAY = 86_400_000
+JAN2 = 1_704_153_600_000  # 2024-01-02 00:00 UTC
+COLUMNS = schema.EVENTS.column_names
+
+# (event_id, ts, user, item, type, request, position, dwell, device, revenue), file, row
+GOOD = [
+    (("e1", str(JAN2), "u1", "i1", "impression", "r1", "0", None, "web", None), "a.csv", 0),
+    (("e2", str(JAN2 + 5), "u1", "i1", "click", "r1", None, "4.5", None, None), "a.csv", 1),
+    (
+        ("e3", "2024-01-02T10:00:00Z", "u1", "i1", "purchase", None, None, None, None, "9"),
+        "a.csv",
+        2,
+    ),
+]
+BAD = [
+    (
+        ("e4", str(JAN2), None, "i1", "impression", "r1", "0", None, None, None),
+        "missing_field",
+        "user_id",
+    ),
+    (
+        ("e5", str(JAN2), "u1", "i1", "click", None, None, None, None, None),
+        "missing_field",
+        "request_id",
+    ),
+    (
+        ("e6", str(JAN2), "u1", "i1", "impression", "r2", None, None, None, None),
+        "missing_field",
+        "position",
+    ),
+    (("e7", str(JAN2), "u1", "", "impression", "r2", "1", None, None, None), "empty_id", "item_id"),
+    (
+        ("e8", "yesterday", "u1", "i1", "purchase", None, None, None, None, None),
+        "bad_timestamp",
+        "ts",
+    ),
+    (
+        ("e9", str(JAN2), "u1", "i1", "view", "r2", "1", None, None, None),
+        "unknown_event_type",
+        "event_type",
+    ),
+    (("e10", str(JAN2), "u1", "i1", "click", "r2", None, "-2", None, None), "bad_value", "dwell_s"),
+    (
+        ("e11", str(JAN2), "u1", "i1", "click", "r2", None, "NaN", None, None),
+        "bad_value",
+        "dwell_s",
+    ),
+    (
+        ("e12", str(JAN2), "u1", "i1", "impression", "r2", "x", None, None, None),
+        "bad_value",
+        "position",
+    ),
+    (
+        ("e13", str(JAN2), "u1", "i1", "purchase", None, None, None, None, "inf"),
+        "bad_value",
+        "revenue",
+    ),
+    (
+        ("e14", str(JAN2 - DAY), "u1", "i1", "purchase", None, None, None, None, None),
+        "out_of_range",
+        "ts",
+    ),
+]
+DETAIL = {
+    "missing_field": "{} is required but missing",
+    "empty_id": "{} is an empty string",
+    "bad_timestamp": "{} is not int64 ms or ISO-8601",
+    "unknown_event_type": "{} is not one of impression, click, purchase",
+    "bad_value": "{} is not a finite number (>= 0 where required)",
+    "out_of_range": "{} is outside data.start..data.end",
+}
+WINDOW = Window.from_dates("2024-01-02", "2024-01-03")
+
+
+def _batch(rows: list[tuple[tuple, str, int]]) -> pa.RecordBatch:
+    fields = [pa.field(c, pa.string()) for c in COLUMNS]
+    columns = {c: [values[i] for values, _, _ in rows] for i, c in enumerate(COLUMNS)}
+    columns["_file"] = [f for _, f, _ in rows]
+    columns["_row"] = [r for _, _, r in rows]
+    arrow_schema = pa.schema([*fields, ("_file", pa.string()), ("_row", pa.int64())])
+    return pa.RecordBatch.from_pydict(columns, schema=arrow_schema)
+
+
+def _dead_letter(values: tuple, reason: str, field: str, row: int) -> dict:
+    record = dict(zip(COLUMNS, values, strict=True))
+    detail = DETAIL[reason].format(field)
+    return {**record, "_file": "b.csv", "_row": row, "reason": reason, "detail": detail}
+
+
+def test_every_reject_reason_goes_to_the_dead_letter_output():
+    bad_rows = [(values, "b.csv", i) for i, (values, _, _) in enumerate(BAD)]
+    with TestPipeline(argv=IN_PROCESS) as p:
+        checked = p | beam.Create([_batch(GOOD + bad_rows)]) | ValidateRows(schema.EVENTS, WINDOW)
+        expected = [_dead_letter(v, reason, f, i) for i, (v, reason, f) in enumerate(BAD)]
+        assert_that(checked.rejected, equal_to(expected), label="DeadLetter")
+        assert_that(
+            checked.accepted | beam.Map(lambda b: b.column("event_id").to_pylist()),
+            equal_to([["e1", "e2", "e3"]]),
+            label="Accepted",
+        )
+        counts = {
+            "events": {
+                "read": 14,
+                "rejected": {
+                    "missing_field": 3,
+                    "empty_id": 1,
+                    "bad_timestamp": 1,
+                    "unknown_event_type": 1,
+                    "bad_value": 4,
+                    "out_of_range": 1,
+                },
+            }
+        }
+        assert_that(checked.counts, equal_to([counts]), label="Counts")
+
+
+def test_accepted_rows_are_typed():
+    from mtlrec.pipeline.validate import validate_batch
+
+    accepted, rejected = validate_batch(_batch(GOOD), schema.EVENTS, WINDOW)
+    assert rejected.num_rows == 0
+    assert accepted.column("ts").to_pylist() == [JAN2, JAN2 + 5, JAN2 + 10 * 3_600_000]
+    assert accepted.column("dwell_s").to_pylist() == [None, 4.5, None]
+    assert accepted.column("position").to_pylist() == [0, None, None]
+
+
+def test_duplicates_keep_the_smallest_file_and_row():
+    from mtlrec.pipeline.validate import validate_batch
+
+    e1 = GOOD[0][0]
+    copies = [(e1, "b.csv", 0), (e1, "a.csv", 7), GOOD[1], (e1, "a.csv", 3)]
+    accepted, _ = validate_batch(_batch(copies), schema.EVENTS, WINDOW)
+    with TestPipeline(argv=IN_PROCESS) as p:
+        unique = p | beam.Create([accepted]) | DropDuplicates(schema.EVENTS, buckets=4)
+        kept = unique.kept | beam.FlatMap(
+            lambda b: zip(
+                b.column("event_id").to_pylist(), b.column("_row").to_pylist(), strict=True
+            )
+        )
+        assert_that(kept, equal_to([("e1", 3), ("e2", 1)]), label="Kept")
+        dropped = [
+            {"event_id": "e1", "_file": f, "_row": r, "kept_file": "a.csv", "kept_row": 3}
+            for f, r in (("b.csv", 0), ("a.csv", 7))
+        ]
+        assert_that(unique.duplicates, equal_to(dropped), label="Dropped")
+
+
+def _write_csv(path, rows: list[tuple]) -> None:
+    lines = [",".join(COLUMNS)]
+    lines += [",".join("" if v is None else v for v in values) for values in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_run_validate_writes_outputs_and_counts(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rows = [v for v, _, _ in GOOD] + [GOOD[0][0]] + [BAD[5][0]]
+    _write_csv(raw / "events.csv", rows)
+    config = Config.model_validate({"data": {"max_bad_fraction": 0.5}})
+    counts = run_validate(config.job_config(), raw, tmp_path / "validate", beam_args=IN_PROCESS)
+    rejected = dict.fromkeys(schema.REJECT_REASONS, 0) | {"unknown_event_type": 1}
+    assert counts["events_read"] == 5
+    assert counts["duplicates"] == 1
+    assert counts["rejected"] == rejected
+    assert counts["accepted"] == {"impression": 1, "click": 1, "purchase": 1}
+    written = json.loads((tmp_path / "validate" / "counts.json").read_text())
+    assert written == counts
+    import pyarrow.parquet as pq
+
+    events = pq.read_table(tmp_path / "validate" / "events")
+    assert sorted(events.column("event_id").to_pylist()) == ["e1", "e2", "e3"]
+    lines = [
+        json.loads(line)
+        for f in sorted((tmp_path / "validate" / "dead_letter").glob("events*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+    assert [(r["event_id"], r["_row"], r["reason"]) for r in lines] == [
+        ("e9", 4, "unknown_event_type")
+    ]
+
+
+def test_too_many_bad_rows_stop_the_job_after_writing_the_dead_letters(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write_csv(raw / "events.csv", [v for v, _, _ in GOOD] + [BAD[5][0]])
+    with pytest.raises(BadInputError) as error:
+        run_validate(Config().job_config(), raw, tmp_path / "validate", beam_args=IN_PROCESS)
+    message = str(error.value)
+    assert "1 of 4 events rejected (unknown_event_type=1)" in message
+    assert "fraction 0.2500" in message and "data.max_bad_fraction=0.01" in message
+    assert str(tmp_path / "validate" / "dead_letter") in message
+    assert (tmp_path / "validate" / "counts.json").exists()
+
+
+def test_too_many_bad_side_table_rows_stop_the_job_naming_the_table(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    _write_csv(raw / "events.csv", [v for v, _, _ in GOOD])
+    users = ["user_id,country,age_bucket,signup_ts", "u1,DE,25-34,", ",FR,18-24,", ",JP,,"]
+    (raw / "users.csv").write_text("\n".join(users) + "\n")
+    with pytest.raises(BadInputError) as error:
+        run_validate(Config().job_config(), raw, tmp_path / "validate", beam_args=IN_PROCESS)
+    message = str(error.value)
+    assert "2 of 3 users rejected (empty_id=2)" in message
+    assert "fraction 0.6667" in message and "data.max_bad_fraction=0.01" in message
+    counts = json.loads((tmp_path / "validate" / "counts.json").read_text())
+    assert (counts["users_read"], counts["users_rejected"]) == (3, 2)
