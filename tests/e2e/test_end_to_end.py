@@ -11,6 +11,7 @@ import pathlib
 
 import pytest
 
+from mtlrec import steps as steps_module
 from mtlrec.cli import main
 from mtlrec.manifest import invariant_holds
 
@@ -120,22 +121,20 @@ def test_a_changed_export_value_reruns_only_export_and_push(workdir):
 
 
 def test_a_failed_step_resumes_with_earlier_steps_skipped(tmp_path, monkeypatch):
-    import mtlrec.models.train
-
     workdir = tmp_path / "work"
-    real_train = mtlrec.models.train.train
+    real_train = steps_module.train
 
     def crashing_train(*args, **kwargs):
         raise RuntimeError("injected crash in training")
 
-    monkeypatch.setattr(mtlrec.models.train, "train", crashing_train)
+    monkeypatch.setattr(steps_module, "train", crashing_train)
     assert main(["run", "--workdir", str(workdir), *SMALL]) == 1
     steps = _manifest(workdir)["steps"]
     assert steps["train"]["status"] == "failed"
     assert steps["train"]["error"] == "injected crash in training"
     assert {steps["validate"]["status"], steps["preprocess"]["status"]} == {"done"}
 
-    monkeypatch.setattr(mtlrec.models.train, "train", real_train)
+    monkeypatch.setattr(steps_module, "train", real_train)
     assert main(["run", "--workdir", str(workdir), *SMALL]) == 0
     steps = _manifest(workdir)["steps"]
     assert steps["validate"]["status"] == steps["preprocess"]["status"] == "skipped"
