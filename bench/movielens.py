@@ -1,6 +1,6 @@
 """MovieLens 100K quality through the product's own path, next to the TFRS tutorial's numbers.
 
-`mtlrec import movielens` → `mtlrec run` with `mtlrec.config.MOVIELENS_PRESET` (retrieval +
+`mtlrec import movielens` → `mtlrec run` with the `movielens` preset (presets/movielens.yaml) (retrieval +
 rating regression, side features), on two splits:
 - random: the TFRS tutorial's protocol (random 80 000 / 20 000 ratings, seed 42; numpy's
   permutation, so not the tutorial's exact rows). mtlrec splits by time only, so the bench
@@ -74,9 +74,9 @@ def random_split(raw: pathlib.Path, train_rows: int = TRAIN_ROWS, seed: int = SP
 
 
 def config_document(raw: pathlib.Path, workdir: pathlib.Path, split_ts: int | None) -> dict:
-    from mtlrec.config import MOVIELENS_PRESET
+    from mtlrec.config import preset_document
 
-    document = json.loads(json.dumps(MOVIELENS_PRESET))  # a deep copy
+    document = preset_document("movielens")
     document["data"] = {**document["data"], "raw_dir": str(raw), "split_ts": split_ts}
     document["runner"] = {"workdir": str(workdir), "beam_args": IN_PROCESS_BEAM}
     return document

@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mtlrec.features.schema import DATA_DESCRIPTION
+
 ML_100K = ("u.data", "u.item", "u.user", "u.genre")
 ML_1M = ("ratings.dat", "movies.dat", "users.dat")
 # 1M's age codes (its README); 100K ages are mapped onto the same buckets.
@@ -142,6 +144,10 @@ def _unique(frame: pd.DataFrame, key: str, what: str) -> None:
         raise ValueError(f"MovieLens {what} file lists {key} {repeated.iloc[0]!r} twice")
 
 
+PRESET = "movielens"
+"""The configuration preset (mtlrec.presets) this importer's output is meant for."""
+
+
 def import_movielens(src: str | Path, out_dir: str | Path) -> dict:
     """Converts MovieLens 100K or 1M in `src` (detected by its files) into `out_dir`.
 
@@ -163,6 +169,8 @@ def import_movielens(src: str | Path, out_dir: str | Path) -> dict:
     out.mkdir(parents=True)
     table = pa.Table.from_pandas(frame[list(COLUMNS)], schema=SCHEMA, preserve_index=False)
     pq.write_table(table, out / "part-00000.parquet")
+    # `mtlrec run --data` reads it and applies the MovieLens preset.
+    (Path(out_dir) / DATA_DESCRIPTION).write_text(f"preset: {PRESET}\n")
     return {
         "ratings": len(frame),
         "users": int(frame["user_id"].nunique()),

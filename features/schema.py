@@ -116,6 +116,10 @@ TABLES: dict[str, Table] = {t.name: t for t in (EVENTS, ITEMS, USERS)}
 
 EVENT_TYPES: tuple[str, ...] = tuple(e.value for e in EventType)
 
+DATA_DESCRIPTION = "mtlrec-data.yaml"
+"""A raw directory may describe itself in this file, e.g. `preset: movielens` (written by
+`mtlrec import`): `mtlrec run --data DIR` then applies that preset without a flag."""
+
 
 class RejectReason(enum.StrEnum):
     """Why a raw row went to the dead-letter output (SPEC §11, §13)."""

@@ -8,12 +8,25 @@ and a non-zero exit code: 2 for a bad command line or configuration, 1 for a fai
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
 
-from mtlrec.config import Config, ConfigError, GenerateConfig, dump_yaml, load_config, schema_lines
+from mtlrec.config import (
+    PRESETS,
+    Config,
+    ConfigError,
+    GenerateConfig,
+    data_preset,
+    dump_yaml,
+    load_config,
+    schema_lines,
+)
+from mtlrec.features.schema import DATA_DESCRIPTION
 from mtlrec.manifest import STEP_NAMES
+from mtlrec.native_logs import quiet_native_logs
 
 _STEP_HELP = {
     "validate": "validate the raw logs: dead-letter bad rows, count them, dedupe events",
@@ -26,8 +39,22 @@ _STEP_HELP = {
 }
 
 
+QUIET_LOGGERS = ("tensorflow", "apache_beam.runners.portability.local_job_service")
+NATIVE_LOG_ENV = "MTLREC_NATIVE_LOG"
+"""Environment variable naming a file that keeps the native log lines the console drops."""
+_VERBOSE_HELP = "show TensorFlow's and absl's native log lines and TensorFlow's warnings"
+
+
 def _add_config_options(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's default must not undo `mtlrec --verbose COMMAND`.
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
     p.add_argument("--config", type=pathlib.Path, help="YAML configuration file")
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="configuration preset the config file and --set apply over (default: the one "
+        f"the data directory names in {DATA_DESCRIPTION}, else none)",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
@@ -63,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluation report out. Options not listed here are passed to Apache Beam "
         "unchanged (e.g. --runner=DataflowRunner --project=P --region=R).",
     )
+    parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="the whole batch job (synthetic data when none is given)")
@@ -113,7 +141,16 @@ def _config(args: argparse.Namespace, beam_args: Sequence[str]) -> Config:
         value = getattr(args, flag, None)
         if value is not None:
             overrides.append(f"{key}={_quoted(value)}")
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides, args.preset)
+    if args.preset is None:
+        preset = data_preset(config.data.raw_dir)
+        if preset is not None:
+            print(
+                f"mtlrec: {config.data.raw_dir} names the preset {preset!r} "
+                f"({DATA_DESCRIPTION}); --preset overrides it",
+                file=sys.stderr,
+            )
+            config = load_config(args.config, overrides, preset)
     if beam_args:
         # Later options win in Beam's own parser, so user flags override the defaults.
         runner = config.runner.model_copy(
@@ -205,6 +242,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown and args.command not in ("run", "recommend", *STEP_NAMES):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.verbose:
+        return _dispatch(args, unknown)
+    # TensorFlow's Python warnings (AutoGraph, Keras serialization) and the Beam workers'
+    # start-up warnings are for developers; errors still show.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with quiet_native_logs(os.environ.get(NATIVE_LOG_ENV)):
+        return _dispatch(args, unknown)
+
+
+def _dispatch(args: argparse.Namespace, unknown: Sequence[str]) -> int:
     try:
         if args.command in ("run", *STEP_NAMES):
             return _cmd_run(args, unknown)

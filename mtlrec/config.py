@@ -12,16 +12,19 @@ import json
 import pathlib
 import types
 import typing
+from importlib import resources
 from typing import Any, Literal
 
 import pydantic
 import yaml
 
+from mtlrec import presets
 from mtlrec.datasets.config import GenerateConfig
 from mtlrec.deploy.config import ExportConfig
 from mtlrec.evaluation.config import EvaluateConfig, EvaluationConfig
-from mtlrec.features.config import MOVIELENS_FEATURES, ConfigSection, FeaturesConfig
+from mtlrec.features.config import ConfigSection, FeaturesConfig
 from mtlrec.features.declarations import LABELS
+from mtlrec.features.schema import DATA_DESCRIPTION
 from mtlrec.models.config import DEFAULT_TASKS, ModelConfig, TaskConfig, TrainingConfig
 from mtlrec.models.tasks import validate_tasks
 from mtlrec.pipeline import config as pipeline_config
@@ -125,28 +128,59 @@ def _check_task_keys(where: str, mapping: dict[str, Any], task_names: list[str])
         raise ValueError(f"{where}: unknown task(s) {unknown}; tasks: {task_names}")
 
 
-MOVIELENS_PRESET: dict[str, Any] = {
-    "data": {"interactions": {"table": "interactions"}},
-    "features": {"enabled": list(MOVIELENS_FEATURES)},
-    "tasks": [
-        {"name": "retrieval", "kind": "retrieval", "retrieval_on_clicks": False},
-        {"name": "rating", "kind": "regression", "label": "rating"},
-    ],
-    "export": {"score_weights": {"rating": 1.0}},
-    "evaluation": {"min_metrics": {}},
-    # A learning rate annealed over 10 epochs: rating RMSE 0.935 -> 0.904 and top-100 0.414 ->
-    # 0.452 on the random split of bench.movielens; the time split is unchanged by it.
-    "training": {"lr_schedule": "cosine", "epochs": 10},
-}
+PRESETS = ("clickwatch", "movielens", "synthetic")
+"""The presets shipped in `mtlrec.presets`: one YAML document per kind of data."""
+
+
+def preset_document(name: str) -> dict[str, Any]:
+    """The configuration document of the preset `name`.
+
+    Raises:
+      ConfigError: no such preset (the message lists the valid ones).
+    """
+    if name not in PRESETS:
+        raise ConfigError(f"--preset {name!r}: no such preset; valid: {', '.join(PRESETS)}")
+    return yaml.safe_load(resources.files(presets).joinpath(f"{name}.yaml").read_text())
+
+
+def data_preset(raw_dir: str | pathlib.Path | None) -> str | None:
+    """The preset a raw directory names in its `DATA_DESCRIPTION` file, if any."""
+    if raw_dir is None:
+        return None
+    path = pathlib.Path(raw_dir) / DATA_DESCRIPTION
+    if not path.is_file():
+        return None
+    try:
+        described = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: not a readable data description ({e})") from None
+    preset = described.get("preset") if isinstance(described, dict) else None
+    if preset is not None and not isinstance(preset, str):
+        raise ConfigError(f"{path}: preset must be a name; valid: {', '.join(PRESETS)}")
+    return preset
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, section by section (a list, e.g. tasks, is replaced whole)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def load_config(
-    path: str | pathlib.Path | None = None, overrides: typing.Sequence[str] = ()
+    path: str | pathlib.Path | None = None,
+    overrides: typing.Sequence[str] = (),
+    preset: str | None = None,
 ) -> Config:
-    """Reads the YAML document at `path` (or the defaults), applies `key=value` overrides.
+    """The preset (if any), the YAML document at `path` over it, then `key=value` overrides.
 
     Raises:
-      ConfigError: unreadable file, unknown key, wrong type or bad override, in one line.
+      ConfigError: unknown preset, unreadable file, unknown key, wrong type or bad override,
+        in one line.
     """
     document: dict[str, Any] = {}
     if path is not None:
@@ -158,6 +192,8 @@ def load_config(
             raise ConfigError(f"config file {path}: not valid YAML ({e.problem})") from None
         if not isinstance(document, dict):
             raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
+    if preset is not None:
+        document = _merged(preset_document(preset), document)
     for override in overrides:
         _apply_override(document, override)
     return validate(document)

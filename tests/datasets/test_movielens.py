@@ -4,6 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mtlrec.datasets.movielens import COLUMNS, import_movielens
+from mtlrec.features.schema import DATA_DESCRIPTION
 
 
 def _rows(out):
@@ -13,6 +14,7 @@ def _rows(out):
 def test_movielens_100k(movielens_100k, tmp_path):
     counts = import_movielens(movielens_100k, tmp_path)
     assert counts == {"ratings": 100000, "users": 943, "items": 1682}
+    assert (tmp_path / DATA_DESCRIPTION).read_text() == "preset: movielens\n"
     table = pq.read_table(tmp_path / "interactions" / "part-00000.parquet")
     assert tuple(table.column_names) == COLUMNS
     assert table.num_rows == 100000

@@ -2,7 +2,8 @@
 
 import pytest
 
-from mtlrec.config import ConfigError, load_config, schema_lines
+from mtlrec.config import PRESETS, ConfigError, data_preset, load_config, schema_lines
+from mtlrec.features.schema import DATA_DESCRIPTION
 
 
 def test_defaults_declare_the_four_default_tasks():
@@ -124,3 +125,40 @@ def test_default_beam_runner_is_the_local_runner_on_every_core():
     assert isinstance(beam.Pipeline(options=options).runner, FnApiRunner)
     direct = options.view_as(DirectOptions)
     assert (direct.direct_running_mode, direct.direct_num_workers) == ("multi_processing", 0)
+
+
+def test_every_preset_is_a_valid_configuration():
+    tasks = {name: [t.name for t in load_config(preset=name).tasks] for name in PRESETS}
+    assert tasks == {
+        "clickwatch": ["retrieval", "click", "dwell"],
+        "movielens": ["retrieval", "rating"],
+        "synthetic": ["retrieval", "click", "purchase", "dwell"],
+    }
+    assert load_config(preset="synthetic") == load_config()
+
+
+def test_the_config_file_applies_over_the_preset_and_overrides_over_both(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  epochs: 3\n  batch_size: 64\n")
+    config = load_config(path, ["training.batch_size=32"], preset="movielens")
+    # the file replaces one key of the preset's training section and keeps the other
+    assert (config.training.epochs, config.training.lr_schedule) == (3, "cosine")
+    assert config.training.batch_size == 32
+    assert config.data.interactions is not None and config.data.interactions.table == "interactions"
+
+
+def test_an_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as e:
+        load_config(preset="movielen")
+    assert str(e.value) == (
+        "--preset 'movielen': no such preset; valid: clickwatch, movielens, synthetic"
+    )
+
+
+def test_a_data_directory_names_its_preset(tmp_path):
+    assert data_preset(tmp_path) is None and data_preset(None) is None
+    (tmp_path / DATA_DESCRIPTION).write_text("preset: movielens\n")
+    assert data_preset(tmp_path) == "movielens"
+    (tmp_path / DATA_DESCRIPTION).write_text("preset: [movielens]\n")
+    with pytest.raises(ConfigError, match=r"mtlrec-data.yaml: preset must be a name"):
+        data_preset(tmp_path)

@@ -1,0 +1,1 @@
+"""Configuration presets shipped with mtlrec, one YAML document per kind of data."""
