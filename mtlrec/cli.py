@@ -12,6 +12,7 @@ import logging
 import os
 import pathlib
 import sys
+import webbrowser
 from collections.abc import Sequence
 
 from mtlrec.config import (
@@ -19,6 +20,7 @@ from mtlrec.config import (
     Config,
     ConfigError,
     GenerateConfig,
+    RunnerConfig,
     data_preset,
     dump_yaml,
     load_config,
@@ -27,6 +29,7 @@ from mtlrec.config import (
 from mtlrec.features.schema import DATA_DESCRIPTION
 from mtlrec.manifest import STEP_NAMES
 from mtlrec.native_logs import quiet_native_logs
+from mtlrec.runs import report_path, runs_table
 
 _STEP_HELP = {
     "validate": "validate the raw logs: dead-letter bad rows, count them, dedupe events",
@@ -39,6 +42,7 @@ _STEP_HELP = {
 }
 
 
+_WORKDIR = RunnerConfig().workdir
 QUIET_LOGGERS = ("tensorflow", "apache_beam.runners.portability.local_job_service")
 NATIVE_LOG_ENV = "MTLREC_NATIVE_LOG"
 """Environment variable naming a file that keeps the native log lines the console drops."""
@@ -121,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a benchmark of bench/ (python -m bench.NAME)")
     p.add_argument("name", help="benchmark: preprocess, train, serving, movielens, ...")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark")
+
+    p = sub.add_parser("runs", help="list the runs of a workdir: dates, status, metrics, blessing")
+    p.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path(_WORKDIR))
+
+    p = sub.add_parser("report", help="print the path of a run's evaluation report")
+    p.add_argument("run", nargs="?", help="run id (default: the latest run)")
+    p.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path(_WORKDIR))
+    p.add_argument("--open", action="store_true", help="open it in the web browser too")
 
     p = sub.add_parser("config", help="print the effective configuration or its schema")
     p.add_argument("action", choices=("show", "schema"), help="show: effective; schema: fields")
@@ -229,6 +241,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runs(args: argparse.Namespace) -> int:
+    print("\n".join(runs_table(args.workdir)))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    path = report_path(args.workdir, args.run).resolve()
+    print(path)
+    if args.open:
+        webbrowser.open(path.as_uri())
+    return 0
+
+
 def _cmd_config(args: argparse.Namespace) -> int:
     if args.action == "schema":
         print("\n".join(schema_lines()))
@@ -263,6 +288,8 @@ def _dispatch(args: argparse.Namespace, unknown: Sequence[str]) -> int:
             "import": _cmd_import,
             "config": _cmd_config,
             "bench": _cmd_bench,
+            "runs": _cmd_runs,
+            "report": _cmd_report,
         }
         return handlers[args.command](args)
     except ConfigError as e:
