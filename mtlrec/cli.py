@@ -29,7 +29,7 @@ from mtlrec.config import (
 from mtlrec.features.schema import DATA_DESCRIPTION
 from mtlrec.manifest import STEP_NAMES
 from mtlrec.native_logs import quiet_native_logs
-from mtlrec.runs import report_path, runs_table
+from mtlrec.runs import report_path, run_summary, runs_table
 
 _STEP_HELP = {
     "validate": "validate the raw logs: dead-letter bad rows, count them, dedupe events",
@@ -193,9 +193,10 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         force_push=args.force_push,
         lock_wait_s=args.wait,
     )
-    log.event(
-        "run finished", run_dir=str(pathlib.Path(config.runner.workdir) / "runs" / doc["run_id"])
-    )
+    run_dir = pathlib.Path(config.runner.workdir) / "runs" / doc["run_id"]
+    for line in run_summary(doc, run_dir):
+        log.event(line)
+    log.event("run finished", run_dir=str(run_dir))
     return 0
 
 

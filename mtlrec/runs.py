@@ -88,3 +88,38 @@ def report_path(workdir: pathlib.Path, run_id: str | None) -> pathlib.Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no report (has the evaluate step of {run_id} run?)")
     return path
+
+
+def run_summary(manifest: dict[str, Any], run_dir: pathlib.Path) -> list[str]:
+    """The lines `mtlrec run` ends with: each task's headline metric against its baselines,
+    the blessing decision and its reasons, the pushed versions and the report's path."""
+    metrics = manifest.get("metrics", {})
+    baselines = metrics.get("baselines", {})
+    lines = []
+    for task, values in metrics.items():
+        if task in NON_TASK_KEYS or not isinstance(values, dict):
+            continue
+        key = next((k for k in HEADLINE_METRICS if isinstance(values.get(k), float)), None)
+        if key is None:
+            continue
+        against = [
+            f"{name.replace('_', '-')} {baseline[task][key]:.4f}"
+            for name, baseline in baselines.items()
+            if isinstance(baseline.get(task, {}).get(key), float)
+        ]
+        beside = f" (vs {', '.join(against)})" if against else ""
+        lines.append(f"{task}: {key} {values[key]:.4f}{beside}")
+    blessing = manifest.get("blessing", {})
+    if blessing:
+        verdict = "blessed" if blessing.get("blessed") else "not blessed"
+        reasons = blessing.get("reasons", [])
+        lines.append(f"{verdict}" + (f": {'; '.join(reasons)}" if reasons else ""))
+    pushed = manifest.get("models", {})
+    if pushed:
+        lines.append(
+            "pushed: " + ", ".join(f"{n} v{pathlib.Path(p).name}" for n, p in pushed.items())
+        )
+    report = run_dir / REPORT
+    if report.is_file():
+        lines.append(f"report: {report}")
+    return lines

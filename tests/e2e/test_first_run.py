@@ -33,6 +33,9 @@ def test_the_console_of_a_default_run_has_no_native_log_line(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     console = (result.stdout + result.stderr).splitlines()[:200]
     assert any("step validate: done" in line for line in console)
+    # The run ends with its summary: the blessing decision and where the report is.
+    assert "blessed" in console[-4] or "blessed" in console[-3]
+    assert console[-2].endswith("evaluate/report.html")
     noisy = [
         line
         for line in console

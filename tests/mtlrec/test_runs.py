@@ -6,7 +6,7 @@ import pytest
 
 from mtlrec.cli import main
 from mtlrec.manifest import STEP_NAMES
-from mtlrec.runs import headline, report_path, runs_table, status
+from mtlrec.runs import headline, report_path, run_summary, runs_table, status
 
 
 def _manifest(workdir, run_id, updated, steps, **extra):
@@ -82,3 +82,28 @@ def test_report_is_the_latest_runs_unless_named(tmp_path, capsys):
         report_path(tmp_path, "run-c")
     assert main(["report", "--workdir", str(tmp_path / "none")]) == 1
     assert "no run in this workdir yet" in capsys.readouterr().err
+
+
+def test_the_run_summary_sets_each_task_against_its_baselines(tmp_path):
+    report = tmp_path / "evaluate" / "report.html"
+    report.parent.mkdir()
+    report.write_text("<html></html>")
+    manifest = {
+        "metrics": {
+            "click": {"auc": 0.71, "logloss": 0.3},
+            "rating": {"rmse": 0.95},
+            "baselines": {
+                "popularity": {"click": {"auc": 0.62}, "rating": {"rmse": 1.03}},
+                "single_task": {"click": {"auc": 0.7}},
+            },
+        },
+        "blessing": {"blessed": False, "reasons": ["click.auc = 0.71, needs >= 0.8: FAILED"]},
+        "models": {"mtlrec_ranker": "/w/serving/mtlrec_ranker/4"},
+    }
+    assert run_summary(manifest, tmp_path) == [
+        "click: auc 0.7100 (vs popularity 0.6200, single-task 0.7000)",
+        "rating: rmse 0.9500 (vs popularity 1.0300)",
+        "not blessed: click.auc = 0.71, needs >= 0.8: FAILED",
+        "pushed: mtlrec_ranker v4",
+        f"report: {report}",
+    ]
