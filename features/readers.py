@@ -16,6 +16,7 @@ CSV has no null: an empty field of a column the contract does not require in eve
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import json
@@ -275,3 +276,20 @@ def read_table(raw_dir: str | Path, table: str) -> pa.Table:
         for batch in read_batches(f.path, f.format, spec)
     ]
     return pa.Table.from_batches(batches, schema=contract_schema(spec))
+
+
+def column_names(file: RawFile) -> tuple[str, ...]:
+    """The columns a raw file holds (Parquet schema, CSV header, keys of the first JSON line);
+    reads only what it takes to know them."""
+    with open(file.path, "rb") as f:
+        if file.format == "parquet":
+            return tuple(pq.read_schema(f).names)
+        lines = io.TextIOWrapper(f, encoding="utf-8", errors="replace")
+        if file.format == "csv":
+            return tuple(next(csv.reader([lines.readline()]), []))
+        first = next((line for line in lines if line.strip()), "{}")
+    try:
+        document = json.loads(first)
+    except json.JSONDecodeError:
+        raise ValueError(f"{file.path}: the first line is not a JSON object") from None
+    return tuple(document) if isinstance(document, dict) else ()

@@ -21,12 +21,15 @@ from mtlrec.config import (
     ConfigError,
     GenerateConfig,
     RunnerConfig,
+    config_document,
     data_preset,
     dump_yaml,
     load_config,
     schema_lines,
+    validate,
 )
 from mtlrec.features.schema import DATA_DESCRIPTION
+from mtlrec.fit_data import available_columns, fit
 from mtlrec.manifest import STEP_NAMES
 from mtlrec.native_logs import quiet_native_logs
 from mtlrec.runs import report_path, run_summary, runs_table
@@ -153,16 +156,18 @@ def _config(args: argparse.Namespace, beam_args: Sequence[str]) -> Config:
         value = getattr(args, flag, None)
         if value is not None:
             overrides.append(f"{key}={_quoted(value)}")
-    config = load_config(args.config, overrides, args.preset)
-    if args.preset is None:
-        preset = data_preset(config.data.raw_dir)
-        if preset is not None:
-            print(
-                f"mtlrec: {config.data.raw_dir} names the preset {preset!r} "
-                f"({DATA_DESCRIPTION}); --preset overrides it",
-                file=sys.stderr,
-            )
-            config = load_config(args.config, overrides, preset)
+    preset = args.preset
+    config = load_config(args.config, overrides, preset)
+    if preset is None and (preset := data_preset(config.data.raw_dir)) is not None:
+        _note(f"{config.data.raw_dir} names the preset {preset!r} ({DATA_DESCRIPTION})")
+    document = config_document(args.config, overrides, preset)
+    config = validate(document)
+    available = available_columns(config)
+    if available is not None:
+        document, notes = fit(document, available)
+        for note in notes:
+            _note(note)
+        config = validate(document)
     if beam_args:
         # Later options win in Beam's own parser, so user flags override the defaults.
         runner = config.runner.model_copy(
@@ -170,6 +175,10 @@ def _config(args: argparse.Namespace, beam_args: Sequence[str]) -> Config:
         )
         config = config.model_copy(update={"runner": runner})
     return config
+
+
+def _note(text: str) -> None:
+    print(f"mtlrec: note: {text}", file=sys.stderr)
 
 
 def _quoted(value: str) -> str:

@@ -182,6 +182,15 @@ def load_config(
       ConfigError: unknown preset, unreadable file, unknown key, wrong type or bad override,
         in one line.
     """
+    return validate(config_document(path, overrides, preset))
+
+
+def config_document(
+    path: str | pathlib.Path | None = None,
+    overrides: typing.Sequence[str] = (),
+    preset: str | None = None,
+) -> dict[str, Any]:
+    """The document `load_config` validates: what the user wrote, defaults left out."""
     document: dict[str, Any] = {}
     if path is not None:
         try:
@@ -196,7 +205,7 @@ def load_config(
         document = _merged(preset_document(preset), document)
     for override in overrides:
         _apply_override(document, override)
-    return validate(document)
+    return document
 
 
 def validate(document: dict[str, Any]) -> Config:

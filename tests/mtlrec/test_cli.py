@@ -64,6 +64,9 @@ def test_python_dash_m_mtlrec_is_the_same_command():
 
 def test_a_data_directory_that_names_a_preset_gets_it_without_a_flag(tmp_path, capsys):
     (tmp_path / DATA_DESCRIPTION).write_text("preset: movielens\n")
+    (tmp_path / "interactions.csv").write_text(
+        "event_id,user_id,item_id,ts,rating,genres,gender,occupation,age_bucket,release_year\n"
+    )
     assert main(["config", "show", "--data", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "- name: rating" in captured.out
