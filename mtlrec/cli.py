@@ -15,6 +15,9 @@ import sys
 import webbrowser
 from collections.abc import Sequence
 
+import yaml
+
+from mtlrec import inspect_data
 from mtlrec.config import (
     PRESETS,
     Config,
@@ -128,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a benchmark of bench/ (python -m bench.NAME)")
     p.add_argument("name", help="benchmark: preprocess, train, serving, movielens, ...")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, help="options of the benchmark")
+
+    p = sub.add_parser("inspect", help="statistics of raw logs, rejects by reason, a config")
+    _add_config_options(p)
+    p.add_argument("--out", type=pathlib.Path, help="write the proposed config (YAML) here")
 
     p = sub.add_parser("runs", help="list the runs of a workdir: dates, status, metrics, blessing")
     p.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path(_WORKDIR))
@@ -251,6 +258,26 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    config = _config(args, ())
+    if config.data.raw_dir is None:
+        raise ValueError("inspect needs the raw log directory: --data DIR")
+    raw_dir = pathlib.Path(config.data.raw_dir)
+    reports = [inspect_data.inspect_table(*table) for table in inspect_data.tables(raw_dir, config)]
+    print("\n".join(inspect_data.report_lines(reports)))
+    document, notes = inspect_data.proposed_document(raw_dir, config)
+    for note in notes:
+        _note(note)
+    validate(document)  # what is proposed must load as written
+    text = yaml.safe_dump(document, sort_keys=False)
+    if args.out is None:
+        print("# proposed configuration\n" + text, end="")
+    else:
+        args.out.write_text(text)
+        print(f"proposed configuration written to {args.out}")
+    return 0
+
+
 def _cmd_runs(args: argparse.Namespace) -> int:
     print("\n".join(runs_table(args.workdir)))
     return 0
@@ -298,6 +325,7 @@ def _dispatch(args: argparse.Namespace, unknown: Sequence[str]) -> int:
             "import": _cmd_import,
             "config": _cmd_config,
             "bench": _cmd_bench,
+            "inspect": _cmd_inspect,
             "runs": _cmd_runs,
             "report": _cmd_report,
         }

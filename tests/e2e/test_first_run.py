@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from mtlrec.native_logs import NATIVE_LINE
@@ -61,3 +63,35 @@ def test_movielens_import_then_run_with_no_other_flag(movielens_100k, tmp_path):
     assert set(metrics) >= {"retrieval", "rating"}
     assert 0 < metrics["rating"]["rmse"] < 1.5
     assert metrics["retrieval"]["recall@100"] > 0
+
+
+def test_the_config_inspect_proposes_runs_as_written(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = 3000
+    users, items = rng.integers(0, 60, rows), rng.integers(0, 40, rows)
+    click = (rng.random(rows) < np.where(items < 10, 0.6, 0.1)).astype(int)  # by item
+    dwell = np.where(click == 1, np.round(rng.exponential(30.0, rows), 1), np.nan)
+    log = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(rows)],
+            "uid": [f"u{u}" for u in users],
+            "item_id": [f"i{i}" for i in items],
+            "ts": 1_704_067_200_000 + np.sort(rng.integers(0, 14 * 86_400_000, rows)),
+            "click": click,
+            "dwell_s": dwell,
+        }
+    )
+    (tmp_path / "raw").mkdir()
+    log.to_csv(tmp_path / "raw" / "interactions.csv", index=False)
+    mapping = "data.interactions={table: interactions, columns: {user_id: uid}}"
+    inspected = _mtlrec(
+        "inspect", "--data", "raw", "--set", mapping, "--out", "proposed.yaml", cwd=tmp_path
+    )
+    assert inspected.returncode == 0, inspected.stderr
+    assert "interactions: 3000 rows in 1 file(s); would reject: none" in inspected.stdout
+
+    result = _mtlrec("run", "--config", "proposed.yaml", "--workdir", "work", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "work" / "manifest.json").read_text())["metrics"]
+    assert set(metrics) >= {"retrieval", "click", "dwell"}
+    assert metrics["click"]["auc"] > 0.55  # the click signal is learnable

@@ -1,0 +1,69 @@
+"""`mtlrec inspect` on hand-written logs: exact statistics, rejects and a config that loads."""
+
+import yaml
+
+from mtlrec.cli import main
+from mtlrec.config import load_config
+from mtlrec.inspect_data import inspect_table, proposed_document, tables
+
+# A pre-joined click / watch-time log under its own column names; row e3 has no timestamp
+# that parses and row e4 an empty item id.
+LOG = """event_id,uid,item_id,ts,click,dwell_s
+e1,u1,i1,1704067200000,1,12.5
+e2,u1,i2,1704067260000,0,
+e3,u2,i1,yesterday,1,3.0
+e4,u3,,1704153600000,0,
+e5,u2,i3,1704153660000,1,40.0
+"""
+MAPPING = "data.interactions={table: interactions, columns: {user_id: uid}}"
+
+
+def _inspected(tmp_path):
+    (tmp_path / "interactions").mkdir()
+    (tmp_path / "interactions" / "part-0.csv").write_text(LOG)
+    config = load_config(overrides=[f"data.raw_dir={tmp_path}", MAPPING])
+    return config, [inspect_table(*t) for t in tables(tmp_path, config)]
+
+
+def test_statistics_and_rejects_of_a_pre_joined_log(tmp_path):
+    # Statistics cover the three rows validation accepts (e1, e2, e5).
+    _, (report,) = _inspected(tmp_path)
+    assert (report.name, report.files, report.rows) == ("interactions", 1, 5)
+    assert report.rejected == {"bad_timestamp": 1, "empty_id": 1}
+    by_name = {c["name"]: c for c in report.columns}
+    assert by_name["dwell_s"] == {
+        "name": "dwell_s",
+        "type": "double",
+        "nulls": 1,
+        "distinct": 2,
+        "min": 12.5,
+        "max": 40.0,
+    }
+    assert (by_name["uid"]["distinct"], by_name["click"]["min"], by_name["click"]["max"]) == (
+        2,
+        0,
+        1,
+    )
+    assert list(by_name) == ["event_id", "uid", "item_id", "ts", "click", "dwell_s"]
+    assert report.partitions == {"-": (1704067200000, 1704153660000)}
+
+
+def test_the_proposed_config_follows_the_columns_and_loads(tmp_path):
+    config, _ = _inspected(tmp_path)
+    document, notes = proposed_document(tmp_path, config)
+    proposed = load_config(overrides=[f"data.raw_dir={tmp_path}"]).model_validate(document)
+    assert [t.name for t in proposed.tasks] == ["retrieval", "click", "dwell"]
+    assert proposed.features.enabled == ("user_id", "item_id", "hour", "weekday")
+    assert dict(proposed.data.interactions.columns) == {"user_id": "uid"}
+    assert "task purchase: off, the data has no 'purchase' column" in notes
+
+
+def test_the_cli_prints_the_report_and_writes_the_config(tmp_path, capsys):
+    _inspected(tmp_path)
+    out = tmp_path / "proposed.yaml"
+    assert main(["inspect", "--data", str(tmp_path), "--set", MAPPING, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "interactions: 5 rows in 1 file(s); would reject: bad_timestamp 1, empty_id 1" in printed
+    assert "ts: 2024-01-01T00:00:00+00:00 .. 2024-01-02T00:01:00+00:00" in printed
+    assert yaml.safe_load(out.read_text())["data"]["raw_dir"] == str(tmp_path)
+    assert main(["config", "show", "--config", str(out)]) == 0
