@@ -78,9 +78,10 @@ def _iso_ns_one(value: str | None) -> int | None:
     return (parsed - _EPOCH) // datetime.timedelta(microseconds=1) * 1000
 
 
-def _parse_timestamp(text: pa.Array) -> pa.Array:
-    """Integer milliseconds, or ISO-8601 with or without zone (naive means UTC), to int64 ms."""
-    millis = _parse_int(text)
+def _parse_timestamp(text: pa.Array, scale: float = 1.0) -> pa.Array:
+    """Integer milliseconds (numbers times `scale` in another unit), or ISO-8601 with or
+    without zone (naive means UTC), to int64 ms."""
+    millis = _parse_int(text) if scale == 1.0 else _scaled_int(_parse_float(text), scale)
     if millis.null_count == text.null_count:
         return millis  # every value in milliseconds: no ISO-8601 text to parse
     iso = pc.match_substring_regex(text, _ISO_RE)
@@ -98,16 +99,23 @@ def _parse_timestamp(text: pa.Array) -> pa.Array:
     return pc.coalesce(millis, from_iso)
 
 
-def _typed(text: pa.Array, column_type: schema.ColumnType) -> pa.Array:
+def _scaled_int(values: pa.Array, scale: float) -> pa.Array:
+    finite = pc.is_finite(values)
+    scaled = pc.floor(pc.multiply(_null_unless(finite, values), scale))
+    return pc.cast(scaled, pa.int64())
+
+
+def _typed(text: pa.Array, column: schema.Column) -> pa.Array:
     text = as_text(text)
-    if column_type is schema.ColumnType.STRING:
+    if column.type is schema.ColumnType.STRING:
         return text
     trimmed = pc.utf8_trim_whitespace(text)
-    if column_type is schema.ColumnType.INT:
+    if column.type is schema.ColumnType.INT:
         return _parse_int(trimmed)
-    if column_type is schema.ColumnType.FLOAT:
-        return _parse_float(trimmed)
-    return _parse_timestamp(trimmed)
+    if column.type is schema.ColumnType.FLOAT:
+        values = _parse_float(trimmed)
+        return values if column.scale == 1.0 else pc.multiply(values, column.scale)
+    return _parse_timestamp(trimmed, column.scale)
 
 
 def to_contract_types(batch: pa.RecordBatch, table: schema.Table) -> pa.RecordBatch:
@@ -116,7 +124,7 @@ def to_contract_types(batch: pa.RecordBatch, table: schema.Table) -> pa.RecordBa
     STRING → string, INT → int64, FLOAT → float64 (NaN/inf kept), TIMESTAMP → int64 ms UTC.
     `_file` and `_row` are passed through when present.
     """
-    columns = {c.name: _typed(batch.column(c.name), c.type) for c in table.columns}
+    columns = {c.name: _typed(batch.column(c.name), c) for c in table.columns}
     for extra in (FILE_COLUMN, ROW_COLUMN):
         if extra in batch.schema.names:
             columns[extra] = batch.column(extra)

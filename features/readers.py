@@ -51,13 +51,20 @@ __all__ = [
     "to_contract_types",
 ]
 
-_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
+_FORMATS = {
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+}
+_DELIMITERS = {"csv": ",", "tsv": "\t"}
 _DT = re.compile(r"^dt=(\d{4}-\d{2}-\d{2})$")
 
 
 @dataclasses.dataclass(frozen=True)
 class RawFile:
-    """One raw file: its path, format ("parquet", "csv" or "jsonl") and `dt=` partition."""
+    """One raw file: its path, format ("parquet", "csv", "tsv" or "jsonl") and `dt=` partition."""
 
     path: str
     format: str
@@ -149,8 +156,18 @@ def _parquet_batches(
         row += batch.num_rows
 
 
-def _csv_batches(
+def _tsv_batches(
     source: str | BinaryIO, path: str, table: schema.Table, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    return _csv_batches(source, path, table, batch_size, delimiter="\t")
+
+
+def _csv_batches(
+    source: str | BinaryIO,
+    path: str,
+    table: schema.Table,
+    batch_size: int,
+    delimiter: str = ",",
 ) -> Iterator[pa.RecordBatch]:
     names = table.column_names
     convert = pcsv.ConvertOptions(
@@ -161,7 +178,11 @@ def _csv_batches(
     read = pcsv.ReadOptions(block_size=max(1 << 20, batch_size * 64))
     row = 0
     try:
-        for batch in pcsv.open_csv(source, read_options=read, convert_options=convert):
+        parse = pcsv.ParseOptions(delimiter=delimiter)
+        batches = pcsv.open_csv(
+            source, read_options=read, parse_options=parse, convert_options=convert
+        )
+        for batch in batches:
             columns = {}
             for column in table.columns:
                 values = batch.column(column.name)
@@ -222,7 +243,12 @@ def _json_batch(pending: dict[str, list[str | None]], rows: list[int], path: str
     return pa.RecordBatch.from_pydict(columns)
 
 
-_READERS = {"parquet": _parquet_batches, "csv": _csv_batches, "jsonl": _jsonl_batches}
+_READERS = {
+    "parquet": _parquet_batches,
+    "csv": _csv_batches,
+    "tsv": _tsv_batches,
+    "jsonl": _jsonl_batches,
+}
 
 
 class _ReadOnlyStream(io.RawIOBase):
@@ -252,7 +278,7 @@ def read_batches(
 
     Args:
       path: the file's path (also written to `_file`).
-      fmt: "parquet", "csv" or "jsonl".
+      fmt: "parquet", "csv", "tsv" or "jsonl".
       table: the contract table whose columns are read; other columns are dropped.
       batch_size: rows per batch (CSV batches follow the reader's blocks instead).
       file_obj: an open binary file to read instead of opening `path` (Beam fileio, GCS).
@@ -261,7 +287,7 @@ def read_batches(
         raise ValueError(f"{path}: unknown format {fmt!r}; formats: {sorted(_READERS)}")
     if file_obj is not None and fmt == "parquet" and not file_obj.seekable():
         file_obj = io.BytesIO(file_obj.read())  # Parquet needs random access to its footer
-    elif file_obj is not None and fmt == "csv" and not isinstance(file_obj, io.IOBase):
+    elif file_obj is not None and fmt in _DELIMITERS and not isinstance(file_obj, io.IOBase):
         file_obj = io.BufferedReader(_ReadOnlyStream(file_obj))
     yield from _READERS[fmt](file_obj if file_obj is not None else path, path, table, batch_size)
 
@@ -285,8 +311,9 @@ def column_names(file: RawFile) -> tuple[str, ...]:
         if file.format == "parquet":
             return tuple(pq.read_schema(f).names)
         lines = io.TextIOWrapper(f, encoding="utf-8", errors="replace")
-        if file.format == "csv":
-            return tuple(next(csv.reader([lines.readline()]), []))
+        if file.format in _DELIMITERS:
+            header = csv.reader([lines.readline()], delimiter=_DELIMITERS[file.format])
+            return tuple(next(header, []))
         first = next((line for line in lines if line.strip()), "{}")
     try:
         document = json.loads(first)

@@ -35,6 +35,8 @@ class Column:
         `events` use `required=True` instead).
       required: the column must be present in every row of its table.
       non_negative: numeric values must be finite and >= 0.
+      scale: numbers in the file times `scale` are in the contract's unit (a timestamp in
+        seconds has scale 1000, a duration in milliseconds 0.001); ISO-8601 text is not scaled.
     """
 
     name: str
@@ -42,6 +44,7 @@ class Column:
     required: bool = False
     required_for: frozenset[EventType] = frozenset()
     non_negative: bool = False
+    scale: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ from mtlrec.config import (
     validate,
 )
 from mtlrec.features.schema import DATA_DESCRIPTION
-from mtlrec.fit_data import available_columns, fit
+from mtlrec.fit_data import adapt
 from mtlrec.manifest import STEP_NAMES
 from mtlrec.native_logs import quiet_native_logs
 from mtlrec.runs import report_path, run_summary, runs_table
@@ -151,6 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, beam_args: Sequence[str]) -> Config:
+    config = validate(_document(args))
+    if beam_args:
+        # Later options win in Beam's own parser, so user flags override the defaults.
+        runner = config.runner.model_copy(
+            update={"beam_args": config.runner.beam_args + tuple(beam_args)}
+        )
+        config = config.model_copy(update={"runner": runner})
+    return config
+
+
+def _document(args: argparse.Namespace) -> dict:
+    """The configuration document of the command line, fitted to its data (with notes)."""
     overrides = list(args.overrides)
     for flag, key in (
         ("data", "data.raw_dir"),
@@ -168,20 +180,10 @@ def _config(args: argparse.Namespace, beam_args: Sequence[str]) -> Config:
     if preset is None and (preset := data_preset(config.data.raw_dir)) is not None:
         _note(f"{config.data.raw_dir} names the preset {preset!r} ({DATA_DESCRIPTION})")
     document = config_document(args.config, overrides, preset)
-    config = validate(document)
-    available = available_columns(config)
-    if available is not None:
-        document, notes = fit(document, available)
-        for note in notes:
-            _note(note)
-        config = validate(document)
-    if beam_args:
-        # Later options win in Beam's own parser, so user flags override the defaults.
-        runner = config.runner.model_copy(
-            update={"beam_args": config.runner.beam_args + tuple(beam_args)}
-        )
-        config = config.model_copy(update={"runner": runner})
-    return config
+    document, notes = adapt(document, validate(document))
+    for note in notes:
+        _note(note)
+    return document
 
 
 def _note(text: str) -> None:
@@ -259,17 +261,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    config = _config(args, ())
+    document = _document(args)
+    config = validate(document)
     if config.data.raw_dir is None:
         raise ValueError("inspect needs the raw log directory: --data DIR")
-    raw_dir = pathlib.Path(config.data.raw_dir)
-    reports = [inspect_data.inspect_table(*table) for table in inspect_data.tables(raw_dir, config)]
-    print("\n".join(inspect_data.report_lines(reports)))
-    document, notes = inspect_data.proposed_document(raw_dir, config)
-    for note in notes:
-        _note(note)
-    validate(document)  # what is proposed must load as written
-    text = yaml.safe_dump(document, sort_keys=False)
+    print("\n".join(inspect_data.report_lines(inspect_data.inspect_tables(config))))
+    proposed = inspect_data.proposed_document(document, config)
+    validate(proposed)  # what is proposed must load as written
+    text = yaml.safe_dump(proposed, sort_keys=False)
     if args.out is None:
         print("# proposed configuration\n" + text, end="")
     else:

@@ -18,12 +18,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mtlrec.config import Config, config_document, data_preset
-from mtlrec.config import validate as validate_config
+from mtlrec.config import Config
 from mtlrec.features import readers, schema
-from mtlrec.fit_data import available_columns, fit
 from mtlrec.pipeline import interactions, validate
-from mtlrec.pipeline.config import InteractionsConfig
+from mtlrec.pipeline.preprocess import table_sources
+from mtlrec.pipeline.validate_job import TableSource
 
 EVENT_TIME = "ts"
 OUTSIDE_PARTITIONS = "-"
@@ -44,44 +43,21 @@ class TableReport:
     """`dt=` partition ("-" outside any) -> (min, max) accepted event time in ms."""
 
 
-def prejoined(raw_dir: pathlib.Path, config: Config) -> InteractionsConfig | None:
-    """The pre-joined table to read: the configured one, or `interactions` when the
-    directory has no event logs but has such a table."""
-    if config.data.interactions is not None:
-        return config.data.interactions
-    try:
-        readers.discover(raw_dir, "events")
-    except ValueError:
-        default = InteractionsConfig()
-        try:
-            interactions.discover(raw_dir, default.table)
-        except ValueError:
-            return None
-        return default
-    return None
+def inspect_tables(config: Config) -> list[TableReport]:
+    """Every table the validate step would read, inspected."""
+    sources = table_sources(config.job_config(), pathlib.Path(config.data.raw_dir))
+    return [inspect_table(name, source) for name, source in sources.items()]
 
 
-def tables(raw_dir: pathlib.Path, config: Config) -> list[tuple[str, schema.Table, list]]:
-    """(name, contract under the file's column names, files) of each table present."""
-    table = prejoined(raw_dir, config)
-    if table is not None:
-        contract = interactions.file_table(interactions.table(table.table), dict(table.columns))
-        return [(table.table, contract, interactions.discover(raw_dir, table.table))]
-    found = []
-    for name, contract in schema.TABLES.items():
-        files = readers.discover(raw_dir, name)  # events are required: a clear error if absent
-        if files:
-            found.append((name, contract, files))
-    return found
-
-
-def inspect_table(name: str, contract: schema.Table, files: list) -> TableReport:
+def inspect_table(name: str, source: TableSource) -> TableReport:
     """Reads every file of the table once, validating it as the validate step would."""
     accepted, rejected, partitions, rows = [], dict.fromkeys(schema.REJECT_REASONS, 0), {}, 0
-    present = {name for file in files for name in readers.column_names(file)}
-    for file in files:
-        for raw in readers.read_batches(file.path, file.format, contract):
-            good, bad = validate.validate_batch(raw, contract)
+    in_file = dict(zip(source.in_files.column_names, source.contract.column_names, strict=True))
+    present = {in_file.get(c) for file in source.files for c in readers.column_names(file)}
+    for file in source.files:
+        for raw in readers.read_batches(file.path, file.format, source.in_files):
+            raw = interactions.to_contract_names(raw, source.contract)
+            good, bad = validate.validate_batch(raw, source.contract)
             rows += raw.num_rows
             for reason, count in validate.reject_counts(bad).items():
                 rejected[reason] += count
@@ -95,7 +71,7 @@ def inspect_table(name: str, contract: schema.Table, files: list) -> TableReport
     data = pa.Table.from_batches(accepted) if accepted else pa.table({})
     return TableReport(
         name=name,
-        files=len(files),
+        files=len(source.files),
         rows=rows,
         rejected={k: v for k, v in rejected.items() if v},
         columns=[_column_stats(n, data.column(n)) for n in data.column_names if n in present],
@@ -118,19 +94,16 @@ def _column_stats(name: str, values: pa.ChunkedArray) -> dict[str, Any]:
     return stats
 
 
-def proposed_document(raw_dir: pathlib.Path, config: Config) -> tuple[dict[str, Any], list[str]]:
-    """A configuration document for this data, and the notes of what it left out."""
-    preset = data_preset(raw_dir)
-    document = config_document(preset=preset)
-    document.setdefault("data", {})["raw_dir"] = str(raw_dir)
-    table = prejoined(raw_dir, config)
-    if table is None:
-        return document, []
-    document["data"]["interactions"] = table.model_dump(mode="json")
-    available = available_columns(validate_config(document))
-    if preset is not None:
-        return document, []  # the preset names its tasks and features
-    return fit(document, available)
+def proposed_document(document: dict[str, Any], config: Config) -> dict[str, Any]:
+    """The configuration to propose: the user's document as fitted to the data, with the
+    raw directory and, for a pre-joined table, the tasks and features spelled out."""
+    proposed = dict(document)
+    proposed["data"] = {**proposed.get("data", {}), "raw_dir": config.data.raw_dir}
+    if config.data.interactions is not None:
+        proposed.setdefault("tasks", [t.model_dump(mode="json") for t in config.tasks])
+        features = proposed.get("features", {})
+        proposed["features"] = {**features, "enabled": list(config.features.enabled)}
+    return proposed
 
 
 def _shown(name: str, value: object) -> str:

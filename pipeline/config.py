@@ -7,6 +7,7 @@ from; the jobs see only these sections, never the root configuration.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import pydantic
 
@@ -24,6 +25,15 @@ class InteractionsConfig(ConfigSection):
 
 class DataConfig(ConfigSection):
     """Labels (the join), the date window and the time split (SPEC §4, §5, §11)."""
+
+    columns: dict[str, str] = {}
+    """Contract column -> the name in your files (e.g. {user_id: uid, ts: time_ms}), for every
+    table (events, items, users or the pre-joined one; data.interactions.columns wins there)."""
+    ts_unit: Literal["s", "ms", "us"] | None = None
+    """Unit of numeric timestamps in the files; null = ms (`mtlrec run` detects s and us from
+    the values of a pre-joined table and says so). ISO-8601 text needs no unit."""
+    units: dict[str, Literal["min", "s", "ms", "us"]] = {}
+    """Unit of a duration column in the files, by contract name (e.g. {dwell_s: ms})."""
 
     interactions: InteractionsConfig | None = None
     """Read a pre-joined interactions table instead of events (MovieLens, KuaiRand style)."""

@@ -20,6 +20,7 @@ from mtlrec.features import readers, schema
 from mtlrec.features.declarations import JOINED_COLUMNS, LABELS, Dtype
 from mtlrec.features.schema import Column, ColumnType
 from mtlrec.pipeline import beam_io, keyed
+from mtlrec.pipeline.column_mapping import in_file_names
 
 KEY = "event_id"
 REQUIRED = (KEY, "user_id", "item_id", "ts")
@@ -29,7 +30,7 @@ _NON_NEGATIVE = frozenset(
     {"position", "price", "click", "purchase", "dwell_s", "has_dwell"}
     | {label.source for label in LABELS.values() if label.binary}
 )
-_EXTENSIONS = (".parquet", ".csv", ".jsonl", ".json")
+_EXTENSIONS = (".parquet", ".csv", ".tsv", ".jsonl", ".json")
 
 
 def _column(name: str) -> Column:
@@ -61,20 +62,7 @@ def file_table(contract: schema.Table, mapping: dict[str, str]) -> schema.Table:
             f"data.interactions.columns: unknown column(s) {unknown}; map joined-example "
             f"columns {sorted(contract.column_names)} to the names in your file"
         )
-    return schema.Table(
-        name=contract.name,
-        key=mapping.get(contract.key, contract.key),
-        required=True,
-        columns=tuple(
-            Column(
-                mapping.get(c.name, c.name),
-                c.type,
-                required=c.required,
-                non_negative=c.non_negative,
-            )
-            for c in contract.columns
-        ),
-    )
+    return in_file_names(contract, mapping)
 
 
 def to_contract_names(batch: pa.RecordBatch, contract: schema.Table) -> pa.RecordBatch:

@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from mtlrec.features import readers, schema
 from mtlrec.features.declarations import feature_set
 from mtlrec.pipeline import beam_io, interactions, step_counts
+from mtlrec.pipeline.column_mapping import in_contract_units, in_file_names
 from mtlrec.pipeline.config import JobConfig
 from mtlrec.pipeline.keyed import buckets_for
 from mtlrec.pipeline.preprocess_job import (
@@ -37,7 +38,7 @@ VALIDATE_OUTPUTS = (*RAW_TABLES, "dead_letter", "duplicates")
 COUNTS_JSON = "counts.json"
 # Bytes a raw row takes on disk, on the small side so rows are not underestimated: the
 # generated events take 14 bytes a row in Parquet; text rows spell every value out.
-BYTES_PER_ROW = {"parquet": 12, "csv": 64, "jsonl": 64}
+BYTES_PER_ROW = {"parquet": 12, "csv": 64, "tsv": 64, "jsonl": 64}
 
 
 def pipeline_options(config: JobConfig, beam_args: Sequence[str] | None = None):
@@ -59,21 +60,23 @@ def _fresh_dir(step_dir: pathlib.Path, outputs: Sequence[str]) -> None:
             path.unlink()
 
 
-def _sources(config: JobConfig, raw_dir: pathlib.Path) -> dict[str, Any]:
+def table_sources(config: JobConfig, raw_dir: pathlib.Path) -> dict[str, Any]:
     """The tables to validate: events (+ items, users) or the pre-joined interactions."""
     data = config.data
     if data.interactions is not None:
-        contract = interactions.table(data.interactions.table)
-        in_files = interactions.file_table(contract, dict(data.interactions.columns))
+        contract = in_contract_units(interactions.table(data.interactions.table), data)
+        in_files = in_file_names(
+            interactions.file_table(contract, dict(data.interactions.columns)), data.columns
+        )
         files = interactions.discover(raw_dir, contract.name)
         return {contract.name: TableSource(files, contract, in_files)}
     dates = data.partition_window()
     sources = {}
     for name in RAW_TABLES:
-        table = schema.TABLES[name]
+        table = in_contract_units(schema.TABLES[name], data)
         found = readers.discover(raw_dir, name, dates if name == "events" else None)
         if found:
-            sources[name] = TableSource(found, table, table)
+            sources[name] = TableSource(found, table, in_file_names(table, data.columns))
     return sources
 
 
@@ -94,7 +97,7 @@ def _start_validate(
     config: JobConfig, raw_dir: pathlib.Path, step_dir: pathlib.Path
 ) -> tuple[dict[str, Any], str]:
     """The tables to validate and the primary one's name; clears earlier outputs."""
-    sources = _sources(config, raw_dir)
+    sources = table_sources(config, raw_dir)
     primary = next(iter(sources))
     _fresh_dir(step_dir, (*VALIDATE_OUTPUTS, primary, COUNTS_JSON, beam_io.COUNTS_FILE))
     return sources, primary

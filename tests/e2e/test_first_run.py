@@ -65,13 +65,13 @@ def test_movielens_import_then_run_with_no_other_flag(movielens_100k, tmp_path):
     assert metrics["retrieval"]["recall@100"] > 0
 
 
-def test_the_config_inspect_proposes_runs_as_written(tmp_path):
+def _click_log(rows: int = 3000) -> pd.DataFrame:
+    """A pre-joined click / watch-time log whose clicks depend on the item."""
     rng = np.random.default_rng(0)
-    rows = 3000
     users, items = rng.integers(0, 60, rows), rng.integers(0, 40, rows)
     click = (rng.random(rows) < np.where(items < 10, 0.6, 0.1)).astype(int)  # by item
     dwell = np.where(click == 1, np.round(rng.exponential(30.0, rows), 1), np.nan)
-    log = pd.DataFrame(
+    return pd.DataFrame(
         {
             "event_id": [f"e{i}" for i in range(rows)],
             "uid": [f"u{u}" for u in users],
@@ -81,9 +81,12 @@ def test_the_config_inspect_proposes_runs_as_written(tmp_path):
             "dwell_s": dwell,
         }
     )
+
+
+def test_the_config_inspect_proposes_runs_as_written(tmp_path):
     (tmp_path / "raw").mkdir()
-    log.to_csv(tmp_path / "raw" / "interactions.csv", index=False)
-    mapping = "data.interactions={table: interactions, columns: {user_id: uid}}"
+    _click_log().to_csv(tmp_path / "raw" / "interactions.csv", index=False)
+    mapping = "data.columns={user_id: uid}"
     inspected = _mtlrec(
         "inspect", "--data", "raw", "--set", mapping, "--out", "proposed.yaml", cwd=tmp_path
     )
@@ -95,3 +98,26 @@ def test_the_config_inspect_proposes_runs_as_written(tmp_path):
     metrics = json.loads((tmp_path / "work" / "manifest.json").read_text())["metrics"]
     assert set(metrics) >= {"retrieval", "click", "dwell"}
     assert metrics["click"]["auc"] > 0.55  # the click signal is learnable
+
+
+def test_a_foreign_tsv_log_runs_with_only_a_column_mapping(tmp_path):
+    log = _click_log().rename(
+        columns={"event_id": "id", "item_id": "video", "click": "is_click", "dwell_s": "watch_s"}
+    )
+    log["time_s"] = log.pop("ts") // 1000  # epoch seconds
+    (tmp_path / "raw").mkdir()
+    log.to_csv(tmp_path / "raw" / "interactions.tsv", sep="\t", index=False)
+    mapping = (
+        "data.columns={event_id: id, user_id: uid, item_id: video, ts: time_s, "
+        "click: is_click, dwell_s: watch_s}"
+    )
+    result = _mtlrec("run", "--data", "raw", "--set", mapping, "--workdir", "work", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "timestamps look like seconds: data.ts_unit=s" in result.stderr
+    manifest = json.loads((tmp_path / "work" / "manifest.json").read_text())
+    assert sum(manifest["counts"]["rejected"].values()) == 0
+    assert manifest["metrics"]["click"]["auc"] > 0.55
+    # seconds timestamps read as ms would put every row in 1970 in one day: hour would be
+    # constant; read right, the log spans its 14 days
+    assert manifest["counts"]["split_ts"] > 1_704_067_200_000
+    assert manifest["metrics"]["dwell"]["rmse_s"] > 0

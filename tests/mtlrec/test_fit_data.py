@@ -7,7 +7,7 @@ import pytest
 from mtlrec.cli import main
 from mtlrec.config import ConfigError, validate
 from mtlrec.features.readers import RawFile, column_names
-from mtlrec.fit_data import fit
+from mtlrec.fit_data import detected_ts_unit, fit
 
 MOVIELENS = {"event_id", "user_id", "item_id", "ts", "rating", "genres", "gender", "age_bucket"}
 
@@ -70,3 +70,18 @@ def test_the_cli_fits_a_mapped_pre_joined_csv(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "- name: click" in captured.out and "- name: purchase" not in captured.out
     assert "mtlrec: note: task purchase: off, the data has no 'purchase' column" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("first", "unit"),
+    [
+        ("1704067200", "s"),
+        ("1704067200000", None),
+        ("1704067200000000", "us"),
+        ("2024-01-01", None),
+    ],
+)
+def test_the_timestamp_unit_is_detected_from_the_values(tmp_path, first, unit):
+    (tmp_path / "interactions.csv").write_text(f"event_id,user_id,item_id,time\ne1,u,i,{first}\n")
+    config = validate({"data": {"raw_dir": str(tmp_path), "columns": {"ts": "time"}}})
+    assert detected_ts_unit(config) == unit

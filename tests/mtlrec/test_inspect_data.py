@@ -3,8 +3,9 @@
 import yaml
 
 from mtlrec.cli import main
-from mtlrec.config import load_config
-from mtlrec.inspect_data import inspect_table, proposed_document, tables
+from mtlrec.config import config_document, validate
+from mtlrec.fit_data import adapt
+from mtlrec.inspect_data import inspect_tables, proposed_document
 
 # A pre-joined click / watch-time log under its own column names; row e3 has no timestamp
 # that parses and row e4 an empty item id.
@@ -15,19 +16,21 @@ e3,u2,i1,yesterday,1,3.0
 e4,u3,,1704153600000,0,
 e5,u2,i3,1704153660000,1,40.0
 """
-MAPPING = "data.interactions={table: interactions, columns: {user_id: uid}}"
+MAPPING = "data.columns={user_id: uid}"
 
 
 def _inspected(tmp_path):
     (tmp_path / "interactions").mkdir()
     (tmp_path / "interactions" / "part-0.csv").write_text(LOG)
-    config = load_config(overrides=[f"data.raw_dir={tmp_path}", MAPPING])
-    return config, [inspect_table(*t) for t in tables(tmp_path, config)]
+    document = config_document(overrides=[f"data.raw_dir={tmp_path}", MAPPING])
+    document, notes = adapt(document, validate(document))
+    config = validate(document)
+    return document, config, notes, inspect_tables(config)
 
 
 def test_statistics_and_rejects_of_a_pre_joined_log(tmp_path):
     # Statistics cover the three rows validation accepts (e1, e2, e5).
-    _, (report,) = _inspected(tmp_path)
+    *_, (report,) = _inspected(tmp_path)
     assert (report.name, report.files, report.rows) == ("interactions", 1, 5)
     assert report.rejected == {"bad_timestamp": 1, "empty_id": 1}
     by_name = {c["name"]: c for c in report.columns}
@@ -39,22 +42,26 @@ def test_statistics_and_rejects_of_a_pre_joined_log(tmp_path):
         "min": 12.5,
         "max": 40.0,
     }
-    assert (by_name["uid"]["distinct"], by_name["click"]["min"], by_name["click"]["max"]) == (
+    assert (by_name["user_id"]["distinct"], by_name["click"]["min"], by_name["click"]["max"]) == (
         2,
         0,
         1,
     )
-    assert list(by_name) == ["event_id", "uid", "item_id", "ts", "click", "dwell_s"]
+    assert list(by_name) == ["event_id", "user_id", "item_id", "ts", "click", "dwell_s"]
     assert report.partitions == {"-": (1704067200000, 1704153660000)}
 
 
 def test_the_proposed_config_follows_the_columns_and_loads(tmp_path):
-    config, _ = _inspected(tmp_path)
-    document, notes = proposed_document(tmp_path, config)
-    proposed = load_config(overrides=[f"data.raw_dir={tmp_path}"]).model_validate(document)
+    document, config, notes, _ = _inspected(tmp_path)
+    proposed = validate(proposed_document(document, config))
     assert [t.name for t in proposed.tasks] == ["retrieval", "click", "dwell"]
     assert proposed.features.enabled == ("user_id", "item_id", "hour", "weekday")
-    assert dict(proposed.data.interactions.columns) == {"user_id": "uid"}
+    assert dict(proposed.data.columns) == {"user_id": "uid"}
+    assert proposed.data.interactions.table == "interactions"
+    assert notes[0].endswith(
+        "holds no event logs but an 'interactions' table: read as "
+        "pre-joined interactions (data.interactions)"
+    )
     assert "task purchase: off, the data has no 'purchase' column" in notes
 
 
