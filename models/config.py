@@ -47,10 +47,11 @@ class ModelConfig(ConfigSection):
     """Width of side-feature (categorical) embeddings."""
     tower_units: tuple[int, ...] = (64,)
     """Hidden layer widths of the user and item towers (before the output projection)."""
-    sharing: Literal["shared_bottom", "mmoe", "ple"] = "shared_bottom"
-    """How ranking heads share the representation of a (user, item) pair."""
+    sharing: Literal["shared_bottom", "mmoe", "ple", "cross_stitch"] = "shared_bottom"
+    """How ranking heads share the representation of a (user, item) pair; cross_stitch: one
+    MLP column per task mixed by learned cross-stitch units (Misra et al. 2016)."""
     bottom_units: tuple[int, ...] = (64,)
-    """shared_bottom: hidden widths of the shared bottom MLP."""
+    """shared_bottom: hidden widths of the shared bottom MLP; cross_stitch: of each task's column."""
     num_experts: int = pydantic.Field(default=4, ge=1)
     """mmoe: number of shared experts; ple: shared experts per CGC layer."""
     task_experts: int = pydantic.Field(default=1, ge=1)
@@ -61,6 +62,19 @@ class ModelConfig(ConfigSection):
     """ple: number of stacked CGC layers."""
     head_units: tuple[int, ...] = (16,)
     """Hidden widths of each task's own tower (head)."""
+    cross_layers: int = pydantic.Field(default=0, ge=0)
+    """DCN-v2 cross layers (tfrs.layers.dcn.Cross) on the pair representation before the
+    sharing block: explicit bounded-degree user x item feature crosses; 0 = none."""
+    head_dot: bool = False
+    """Feed each ranking head the towers' dot product <user, item> beside its sharing output:
+    the interaction an MLP approximates poorly (Rendle et al. 2020)."""
+    id_bias: bool = False
+    """Learned per-user and per-item bias (an embedding of width 1 on the id vocabularies,
+    initialised at 0) added to each ranking head's output: sparse users and items fall back to
+    the global and item prior. L2-penalised with `training.l2_embedding` like the id tables."""
+    l2_dense: float = pydantic.Field(default=0.0, ge=0.0)
+    """L2 penalty on the dense kernels of the towers, sharing block, cross layers and heads
+    (added to the training loss; the id tables use `training.l2_embedding`); 0 = none."""
     weighting: Literal["fixed", "uncertainty"] = "fixed"
     """fixed: sum of w_t * L_t; uncertainty: learned exp(-s_t) * L_t + s_t / 2 (Kendall et al.)."""
     dropout: float = pydantic.Field(default=0.0, ge=0.0, lt=1.0)

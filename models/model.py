@@ -25,9 +25,10 @@ from mtlrec.models.config import ModelConfig, TaskConfig
 from mtlrec.models.data import vocab_sizes_from_tft
 from mtlrec.models.heads import TaskHead
 from mtlrec.models.sharing import build_sharing
+from mtlrec.models.sharing.mlp import dense_regularizer
 from mtlrec.models.tasks import kind_of, validate_tasks
 from mtlrec.models.tasks.base import TaskInputs
-from mtlrec.models.towers import Tower, dummy_features
+from mtlrec.models.towers import Tower, dummy_features, embedding_input_dim
 from mtlrec.models.weighting import build_weighting
 
 SPEC_FILE = "model_spec.json"
@@ -58,12 +59,28 @@ class MultiTaskModel(tfrs.Model):
         )
         self.ranking_names = tuple(t.name for t in tasks if self.task_kinds[t.name].has_head)
         self.sharing = build_sharing(model_cfg, self.ranking_names) if self.ranking_names else None
+        self.cross = [
+            tfrs.layers.dcn.Cross(kernel_regularizer=dense_regularizer(model_cfg.l2_dense))
+            for _ in range(model_cfg.cross_layers)
+        ]
+        self.head_dot = model_cfg.head_dot
         positions = self._position_buckets(feature_set)
+        id_bias_rows = (
+            {
+                f.name: embedding_input_dim(feature_set, f, vocab_sizes)
+                for f in feature_set.features
+                if f.kind is Kind.ID
+            }
+            if model_cfg.id_bias
+            else {}
+        )
         self.heads = {
             name: TaskHead(
                 model_cfg.head_units,
                 dropout=model_cfg.dropout,
                 num_positions=positions if self.task_kinds[name].position_bias else None,
+                id_bias_rows=id_bias_rows,
+                l2=model_cfg.l2_dense,
                 name=f"{name}_head",
             )
             for name in self.ranking_names
@@ -107,8 +124,10 @@ class MultiTaskModel(tfrs.Model):
 
     @property
     def id_embedding_tables(self) -> list[tf.Variable]:
-        """The shared user_id and item_id embedding tables."""
-        return self.query_tower.id_embedding_tables + self.candidate_tower.id_embedding_tables
+        """The id-keyed tables, the ones `training.l2_embedding` penalises: the shared user_id
+        and item_id embeddings, then the heads' per-id biases (`model.id_bias`)."""
+        towers = self.query_tower.id_embedding_tables + self.candidate_tower.id_embedding_tables
+        return towers + [t for head in self.heads.values() for t in head.id_bias_tables]
 
     def _positions(self, features: dict[str, tf.Tensor], batch: tf.Tensor) -> tf.Tensor:
         if "position" in features:
@@ -126,10 +145,22 @@ class MultiTaskModel(tfrs.Model):
         """Head outputs (logit, or prediction for regression) of the named ranking tasks."""
         if not names:
             return {}
-        pair = tf.concat([query, candidate, query * candidate], axis=1)
-        shared = self.sharing(pair, training=training)
+        shared = self.sharing(self.pair_representation(query, candidate), training=training)
+        if self.head_dot:
+            dot = tf.reduce_sum(query * candidate, axis=1, keepdims=True)
+            shared = {n: tf.concat([shared[n], dot], axis=1) for n in names}
         position = self._positions(features, tf.shape(query)[0])
-        return {n: self.heads[n](shared[n], position, training=training) for n in names}
+        ids = {name: features[name] for head in self.heads.values() for name in head.id_biases}
+        return {n: self.heads[n](shared[n], position, ids, training=training) for n in names}
+
+    def pair_representation(self, query: tf.Tensor, candidate: tf.Tensor) -> tf.Tensor:
+        """[B, 3d] (user, item, user * item), through the DCN-v2 cross layers if any: the
+        input of the sharing block."""
+        pair = tf.concat([query, candidate, query * candidate], axis=1)
+        crossed = pair
+        for layer in self.cross:
+            crossed = layer(pair, crossed)
+        return crossed
 
     def _needed_heads(self, names: tuple[str, ...]) -> tuple[str, ...]:
         needed = {h for n in names for h in self.task_kinds[n].heads_read(self.task_configs[n])}

@@ -2,7 +2,8 @@
 
 A step works on any model exposing `task_losses(batch, names, training=True)`, a
 `weighting` layer (its `task_names` are the losses of a joint step), `trainable_variables`, `variables_for_task(name)` and
-`id_embedding_tables` (the L2-regularised tables). A step on one task applies gradients
+`id_embedding_tables` (the L2-regularised tables); the layers' own regularisation losses
+(`model.losses`: the dense kernels' L2 with `model.l2_dense`) are added too. A step on one task applies gradients
 to that task's variables and the shared ones only: optimizers with momentum or Adam
 state would otherwise move other tasks' weights even with a zero gradient.
 """
@@ -112,6 +113,9 @@ class TrainStep:
             if self.l2_embedding > 0.0:
                 tables = self.model.id_embedding_tables
                 total += self.l2_embedding * tf.add_n([tf.reduce_sum(tf.square(t)) for t in tables])
+            regularization = getattr(self.model, "losses", [])
+            if regularization:
+                total += tf.add_n(regularization)
             scaled = total / self.strategy.num_replicas_in_sync
         grads = tape.gradient(scaled, variables)
         # Variables the loss does not reach (None) are left out so no optimizer state moves them.

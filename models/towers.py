@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from mtlrec.features.declarations import Feature, FeatureSet, Kind, Side
 from mtlrec.models.config import ModelConfig
-from mtlrec.models.sharing.mlp import mlp
+from mtlrec.models.sharing.mlp import dense_regularizer, mlp
 
 
 def embedding_input_dim(
@@ -71,8 +71,10 @@ class Tower(tf.keras.layers.Layer):
                 width,
                 name=f"{feature.name}_embedding",
             )
-        self.hidden = mlp(cfg.tower_units, dropout=cfg.dropout, name="hidden")
-        self.projection = tf.keras.layers.Dense(cfg.embedding_dim, name="projection")
+        self.hidden = mlp(cfg.tower_units, dropout=cfg.dropout, l2=cfg.l2_dense, name="hidden")
+        self.projection = tf.keras.layers.Dense(
+            cfg.embedding_dim, kernel_regularizer=dense_regularizer(cfg.l2_dense), name="projection"
+        )
 
     @property
     def id_embedding_tables(self) -> list[tf.Variable]:

@@ -30,6 +30,7 @@ class MMoE(tf.keras.layers.Layer):
         expert_units: tuple[int, ...],
         *,
         dropout: float = 0.0,
+        l2: float = 0.0,
         name: str = "mmoe",
     ) -> None:
         super().__init__(name=name)
@@ -37,7 +38,8 @@ class MMoE(tf.keras.layers.Layer):
             raise ValueError("model.expert_units must name at least one layer width for mmoe")
         self.task_names = tuple(task_names)
         self.experts = [
-            mlp(expert_units, dropout=dropout, name=f"expert_{i}") for i in range(num_experts)
+            mlp(expert_units, dropout=dropout, l2=l2, name=f"expert_{i}")
+            for i in range(num_experts)
         ]
         self.mixtures = {
             task: ExpertMixture(num_experts, name=f"gate_{task}") for task in self.task_names

@@ -25,16 +25,18 @@ class CGC(tf.keras.layers.Layer):
         *,
         with_shared_output: bool,
         dropout: float = 0.0,
+        l2: float = 0.0,
         name: str,
     ) -> None:
         super().__init__(name=name)
         self.task_names = tuple(task_names)
         self.shared_experts = [
-            mlp(expert_units, dropout=dropout, name=f"shared_expert_{i}") for i in range(num_shared)
+            mlp(expert_units, dropout=dropout, l2=l2, name=f"shared_expert_{i}")
+            for i in range(num_shared)
         ]
         self.task_experts = {
             task: [
-                mlp(expert_units, dropout=dropout, name=f"{task}_expert_{i}")
+                mlp(expert_units, dropout=dropout, l2=l2, name=f"{task}_expert_{i}")
                 for i in range(num_task_experts)
             ]
             for task in self.task_names
@@ -80,6 +82,7 @@ class PLE(tf.keras.layers.Layer):
         expert_units: tuple[int, ...],
         *,
         dropout: float = 0.0,
+        l2: float = 0.0,
         name: str = "ple",
     ) -> None:
         super().__init__(name=name)
@@ -94,6 +97,7 @@ class PLE(tf.keras.layers.Layer):
                 expert_units,
                 with_shared_output=level < levels - 1,
                 dropout=dropout,
+                l2=l2,
                 name=f"cgc_{level}",
             )
             for level in range(levels)

@@ -17,11 +17,12 @@ class SharedBottom(tf.keras.layers.Layer):
         *,
         dropout: float = 0.0,
         activation: str | None = "relu",
+        l2: float = 0.0,
         name: str = "shared_bottom",
     ) -> None:
         super().__init__(name=name)
         self.task_names = tuple(task_names)
-        self.bottom = mlp(units, dropout=dropout, activation=activation, name="bottom")
+        self.bottom = mlp(units, dropout=dropout, activation=activation, l2=l2, name="bottom")
 
     def call(self, inputs: tf.Tensor, training: bool = False) -> dict[str, tf.Tensor]:
         shared = self.bottom(inputs, training=training)

@@ -62,7 +62,7 @@ def test_every_task_reads_the_same_user_and_item_embedding_variables():
         assert any(v is item[0] for v in watched), task
 
 
-@pytest.mark.parametrize("sharing", ["shared_bottom", "mmoe", "ple"])
+@pytest.mark.parametrize("sharing", ["shared_bottom", "mmoe", "ple", "cross_stitch"])
 def test_predictions_per_task(sharing):
     model = _model(sharing)
     batch = _batch()
@@ -109,7 +109,7 @@ def _snapshot(variables):
     return [v.numpy().copy() for v in variables]
 
 
-@pytest.mark.parametrize("sharing", ["mmoe", "ple"])
+@pytest.mark.parametrize("sharing", ["mmoe", "ple", "cross_stitch"])
 def test_alternating_step_leaves_other_heads_bit_identical(sharing):
     model = _model(sharing)
     optimizer = make_optimizer(TrainingConfig(learning_rate=0.05), 100)
@@ -141,8 +141,17 @@ def test_alternating_step_leaves_other_heads_bit_identical(sharing):
         np.testing.assert_array_equal(old, var.numpy())
 
 
-def test_save_load_predicts_identically(tmp_path):
-    model = _model("ple")
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"sharing": "ple"},
+        {"sharing": "cross_stitch"},
+        {"cross_layers": 2, "head_dot": True, "id_bias": True, "l2_dense": 0.01},
+    ],
+    ids=["ple", "cross_stitch", "interactions"],
+)
+def test_save_load_predicts_identically(tmp_path, overrides):
+    model = _model(**overrides)
     optimizer = make_optimizer(TrainingConfig(learning_rate=0.05), 10)
     optimizer.build(model.trainable_variables)
     step = TrainStep(model, optimizer, tf.distribute.get_strategy())
@@ -154,7 +163,7 @@ def test_save_load_predicts_identically(tmp_path):
     expected, got = model.predict_tasks(batch), loaded.predict_tasks(batch)
     for task in expected:
         np.testing.assert_array_equal(expected[task].numpy(), got[task].numpy(), err_msg=task)
-    fresh = _model("ple").predict_tasks(batch)
+    fresh = _model(**overrides).predict_tasks(batch)
     assert not np.allclose(fresh["click"].numpy(), got["click"].numpy())
 
 
@@ -169,3 +178,76 @@ def test_tower_reports_missing_feature():
     del batch["brand"]
     with pytest.raises(ValueError, match=r"lacks feature\(s\) \['brand'\]"):
         model.candidate_embedding(batch)
+
+
+def test_cross_layers_cross_the_pair_representation():
+    model = _model(cross_layers=2)
+    assert len(model.cross) == 2
+    batch = _batch()
+    query, candidate = model.query_embedding(batch), model.candidate_embedding(batch)
+    pair = tf.concat([query, candidate, query * candidate], axis=1)
+    crossed = model.pair_representation(query, candidate)
+    assert crossed.shape == pair.shape
+    # x_{l+1} = x0 * (W x_l + b) + x_l: with W = 0 and b = 0 the layers pass the pair through.
+    np.testing.assert_allclose(_model().pair_representation(query, candidate), pair)
+    for layer in model.cross:
+        for v in layer.trainable_variables:
+            v.assign(tf.zeros_like(v))
+    np.testing.assert_allclose(model.pair_representation(query, candidate), pair, rtol=1e-6)
+    with tf.GradientTape() as tape:
+        loss = model.task_losses(batch, ("click",))["click"]
+    kernels = [layer.trainable_variables[0] for layer in model.cross]
+    assert all(g is not None for g in tape.gradient(loss, kernels))
+
+
+def test_head_dot_feeds_the_towers_dot_product_to_every_head():
+    plain, with_dot = _model(), _model(head_dot=True)
+    for name in ("click", "purchase", "dwell"):
+        width = plain.heads[name].hidden.layers[0].kernel.shape[0]
+        assert with_dot.heads[name].hidden.layers[0].kernel.shape[0] == width + 1
+    # The dot product reaches the ranking loss through the heads, not only through retrieval.
+    batch = _batch()
+    head = with_dot.heads["dwell"].hidden.layers[0].kernel
+    with tf.GradientTape() as tape:
+        loss = with_dot.task_losses(batch, ("dwell",))["dwell"]
+    assert np.any(tape.gradient(loss, head).numpy()[-1] != 0.0)
+
+
+def test_id_bias_adds_a_learned_prior_per_user_and_item():
+    model = _model(id_bias=True)
+    head = model.heads["click"]
+    assert set(head.id_biases) == {"user_id", "item_id"}
+    assert head.id_biases["item_id"].embeddings.shape == (30 + 10, 1)  # vocabulary + oov rows
+    assert not np.any(head.id_biases["user_id"].embeddings.numpy())  # starts at the global prior
+    tables = {v.ref() for v in model.id_embedding_tables}
+    assert all(t.ref() in tables for h in model.heads.values() for t in h.id_bias_tables)
+    batch = _batch()
+    before = model.predict_tasks(batch)
+    head.id_biases["item_id"].embeddings.assign(
+        tf.tensor_scatter_nd_update(tf.zeros([40, 1]), [[3]], [[2.0]])
+    )
+    after = model.predict_tasks(batch)
+    item3 = batch["item_id"].numpy() == 3
+    assert item3.any()
+    assert np.all(after["click"].numpy()[item3] > before["click"].numpy()[item3])
+    np.testing.assert_array_equal(after["click"].numpy()[~item3], before["click"].numpy()[~item3])
+    np.testing.assert_array_equal(after["dwell"].numpy(), before["dwell"].numpy())  # its own bias
+
+
+def test_l2_dense_penalises_every_dense_kernel_in_the_train_step():
+    assert _model().losses == []
+    model = _model(l2_dense=0.1)
+    kernels = [
+        v for v in model.trainable_variables if v.name.endswith("kernel:0") and "gate" not in v.name
+    ]
+    # towers (hidden + projection) x 2, shared bottom, heads (hidden + logit) x 3
+    assert len(kernels) == 2 * 2 + 1 + 3 * 2 == len(model.losses)
+    expected = 0.1 * sum(float(tf.reduce_sum(tf.square(k))) for k in kernels)
+    np.testing.assert_allclose(float(tf.add_n(model.losses)), expected, rtol=1e-5)
+    optimizer = make_optimizer(TrainingConfig(), 10)
+    optimizer.build(model.trainable_variables)
+    penalty = float(tf.add_n(model.losses))
+    batch = _batch()
+    weighted = float(model.weighting(model.task_losses(batch, training=True)))
+    _, total = TrainStep(model, optimizer, tf.distribute.get_strategy()).joint(batch)
+    np.testing.assert_allclose(float(total), weighted + penalty, rtol=1e-5)

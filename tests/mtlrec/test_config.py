@@ -59,7 +59,8 @@ def test_bad_choice_lists_the_valid_choices():
     with pytest.raises(ConfigError) as e:
         load_config(overrides=["model.sharing=moe"])
     assert str(e.value) == (
-        "config error: model.sharing: Input should be 'shared_bottom', 'mmoe' or 'ple' (got 'moe')"
+        "config error: model.sharing: Input should be 'shared_bottom', 'mmoe', 'ple' or "
+        "'cross_stitch' (got 'moe')"
     )
 
 
