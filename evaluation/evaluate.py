@@ -18,7 +18,7 @@ from mtlrec.evaluation import stream as eval_stream
 from mtlrec.evaluation.bless import decide
 from mtlrec.evaluation.config import EvaluateConfig
 from mtlrec.features.declarations import CLICK, LABELS, RANKING_MASK
-from mtlrec.features.json_files import write_json
+from mtlrec.features.json_files import read, write_json
 from mtlrec.models.config import TaskConfig
 from mtlrec.models.model import load_model
 from mtlrec.models.tasks import kind_of
@@ -244,6 +244,12 @@ def run_evaluate(config: EvaluateConfig, run_dir: pathlib.Path) -> dict[str, Any
         result["baselines"]["single_task"] = _single_task(ev, config)
     _LOG.info("evaluate: slices", extra={"fields": {"slices": list(config.evaluation.slices)}})
     result["slices"] = ev.slices(rows.predictions, ranked)
+    result["validation"] = read(run_dir / "train" / "summary.json").get("eval", {})
+    result["split"] = {
+        "test": "eval-*.tfrecord.gz: every metric above, baselines and slices",
+        "validation": "validation-*.tfrecord.gz: early stopping and best-epoch restore",
+        "train": "train-*.tfrecord.gz: fitting, tf.Transform analysers, popularity",
+    }
     result["counts"] = {
         "eval_rows": ev.rows.size,
         "eval_users": int(np.unique(ev.rows.columns["user_key"]).size),

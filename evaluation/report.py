@@ -101,7 +101,28 @@ def _metrics_section(metrics: dict[str, Any]) -> str:
         "recall, NDCG, hit rate; lower log loss, ECE, RMSE, MAE), red where it is worse "
         "(for single_task: negative transfer).</p>"
     )
-    return "<h2>Metrics on the evaluation split</h2>" + note + _table(header, rows)
+    return "<h2>Metrics on the test split</h2>" + note + _table(header, rows)
+
+
+def _validation_section(validation: dict[str, Any]) -> str:
+    """The kept weights on the validation split, the one early stopping and best-epoch
+    restore read (Keras metrics: regression in the transformed label space)."""
+    rows = [
+        [_td(html.escape(task)), _td(html.escape(name), "name"), _td(fmt(value))]
+        for task, values in validation.items()
+        for name, value in values.items()
+    ]
+    if not rows:
+        return ""
+    note = (
+        "<p>Training selected its weights on this split; the test figures above come from "
+        "rows no training step read.</p>"
+    )
+    return (
+        "<h2>Validation split (model selection)</h2>"
+        + note
+        + _table(["task", "metric", "model"], rows)
+    )
 
 
 def _blessing_section(blessing: dict[str, Any] | None) -> str:
@@ -230,6 +251,7 @@ def build_html(
         + _table(["run", ""], summary_rows)
         + _blessing_section(blessing)
         + _metrics_section(metrics)
+        + _validation_section(metrics.get("validation", {}))
         + _plots_section(metrics, curves, history, plots_dir)
         + _slices_section(metrics.get("slices", {}))
         + _counts_section(counts, metrics.get("counts", {}))

@@ -10,7 +10,7 @@ from typing import Any
 from mtlrec.evaluation.slices import TIER_ORDER
 from mtlrec.models.tasks import metric_direction
 
-NON_TASK_KEYS = ("baselines", "slices", "counts")
+NON_TASK_KEYS = ("baselines", "slices", "counts", "validation", "split")
 
 
 def fmt(value: Any) -> str:

@@ -21,7 +21,8 @@ from mtlrec.models.tasks import kind_of
 
 TRANSFORM_DIR = "transform_fn"
 TRAIN_PATTERN = "train-*.tfrecord.gz"
-EVAL_PATTERN = "eval-*.tfrecord.gz"
+VALIDATION_PATTERN = "validation-*.tfrecord.gz"
+"""Training selects on the validation split; the test split (`eval-*`) is never opened."""
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -44,8 +45,8 @@ def train(
     """Trains the multi-task model on `preprocess_dir` and writes `step_dir`.
 
     Writes `model/` (weights + model_spec.json), `checkpoints/` (resume after a crash),
-    `tensorboard/` and `history.json`; returns the summary (steps, epochs, per-task eval
-    losses and metrics of the kept weights, examples/s).
+    `tensorboard/` and `history.json`; returns the summary (steps, epochs, per-task
+    validation losses and metrics of the kept weights, examples/s).
 
     Raises:
       ValueError: the preprocess output is missing, or a config name is unknown.
@@ -64,8 +65,8 @@ def train(
     train_split = open_split(
         preprocess_dir / TRAIN_PATTERN, tft_dir, passthrough=False, max_bytes=budget
     )
-    eval_split = open_split(
-        preprocess_dir / EVAL_PATTERN,
+    validation_split = open_split(
+        preprocess_dir / VALIDATION_PATTERN,
         tft_dir,
         passthrough=True,
         max_bytes=max(0, budget - train_split.nbytes) if train_split.in_memory else 0,
@@ -81,13 +82,15 @@ def train(
         )
 
     def eval_data() -> tf.data.Dataset:
-        return eval_split.batches(cfg.batch_size, shuffle=False, seed=cfg.seed)
+        return validation_split.batches(cfg.batch_size, shuffle=False, seed=cfg.seed)
 
     def catalogue() -> dict[str, tf.Tensor]:
         def every_row(split):
             return split.batches(4096, shuffle=False, seed=cfg.seed)
 
-        return item_catalogue(itertools.chain(every_row(train_split), every_row(eval_split)), fs)
+        return item_catalogue(
+            itertools.chain(every_row(train_split), every_row(validation_split)), fs
+        )
 
     model, summary = fit(
         lambda: build_model(
@@ -103,7 +106,8 @@ def train(
         catalogue=catalogue if any(kind_of(t).ranks_catalogue for t in tasks) else None,
         prepare=train_split.prepare,
     )
-    summary["input"] = {"train": train_split.source, "eval": eval_split.source}
+    # The summary's "eval" metrics are the kept weights' on the validation split.
+    summary["input"] = {"train": train_split.source, "validation": validation_split.source}
     save_model(model, step_dir / "model")
     (step_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

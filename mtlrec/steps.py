@@ -120,6 +120,7 @@ def _push(ctx: RunContext) -> dict[str, Any]:
 _PREPROCESS_KEYS = (
     "data.split_ts",
     "data.eval_fraction",
+    "data.validation_fraction",
     "data.click_window_s",
     "data.attribution_window_s",
     "data.orphan_clicks_to_retrieval",

@@ -44,7 +44,10 @@ class DataConfig(ConfigSection):
     split_ts: str | int | None = None
     """Train/eval boundary (ISO-8601 or ms); null = the last eval_fraction of the time range."""
     eval_fraction: float = pydantic.Field(default=0.2, gt=0.0, lt=1.0)
-    """Fraction of the time range used for evaluation when split_ts is null."""
+    """Fraction of the time range used for evaluation (the test split) when split_ts is null."""
+    validation_fraction: float = pydantic.Field(default=0.1, gt=0.0, lt=1.0)
+    """Fraction of the examples before the test split, the latest by time, that form the
+    validation split: early stopping, best-epoch restore and tuning read it, never the test."""
     click_window_s: int = pydantic.Field(default=1800, ge=0)
     """A click labels its impression when it follows within this many seconds."""
     attribution_window_s: int = pydantic.Field(default=86400, ge=0)

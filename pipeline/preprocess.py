@@ -30,6 +30,7 @@ from mtlrec.pipeline.preprocess_job import (
     read_validated,
 )
 from mtlrec.pipeline.step_files import TEMP_DIR_PREFIX
+from mtlrec.pipeline.transform import SPLITS
 from mtlrec.pipeline.validate import Window
 from mtlrec.pipeline.validate_job import TableSource, build_validate_pipeline
 
@@ -147,6 +148,7 @@ def _preprocess_settings(config: JobConfig, buckets: int, columns: Sequence[str]
         attribution_window_ms=data.attribution_window_s * 1000,
         split_ts=data.split_ts,
         eval_fraction=data.eval_fraction,
+        validation_fraction=data.validation_fraction,
         interactions_table=None if data.interactions is None else data.interactions.table,
         interactions_columns=tuple(columns),
         buckets=buckets,
@@ -157,7 +159,7 @@ def _preprocess_settings(config: JobConfig, buckets: int, columns: Sequence[str]
 def _start_preprocess(step_dir: pathlib.Path) -> None:
     """Clears this step's earlier outputs, shards included."""
     _fresh_dir(step_dir, (*PREPROCESS_OUTPUTS, COUNTS_JSON, beam_io.COUNTS_FILE))
-    for pattern in ("train-*.tfrecord.gz", "eval-*.tfrecord.gz"):
+    for pattern in (f"{name}-*.tfrecord.gz" for name in SPLITS):
         for path in step_dir.glob(pattern):
             path.unlink()
 

@@ -28,10 +28,17 @@ from mtlrec.pipeline.join_beam import (
     catalogue_schema,
     with_side_columns,
 )
-from mtlrec.pipeline.split import SampleRows, SplitByTime, TsRange, split_ts
+from mtlrec.pipeline.split import (
+    SampleRows,
+    SplitByTime,
+    TsRange,
+    ValidationTs,
+    split_ts,
+    validation_boundary,
+)
 from mtlrec.pipeline.step_files import FileOutput, ParquetShards, WriteFiles
 from mtlrec.pipeline.tfrecord_sink import TFRecordShards
-from mtlrec.pipeline.transform import TransformSplits
+from mtlrec.pipeline.transform import SPLITS, TransformSplits
 from mtlrec.pipeline.user_buckets import UserBuckets
 
 
@@ -44,6 +51,7 @@ class PreprocessSettings:
     attribution_window_ms: int
     split_ts: str | int | None
     eval_fraction: float
+    validation_fraction: float
     interactions_table: str | None = None
     """Name of the pre-joined interactions table; None = raw events."""
     interactions_columns: tuple[str, ...] = ()
@@ -179,26 +187,36 @@ def build_preprocess_pipeline(
         | "SplitTs" >> beam.Map(split_ts, settings.split_ts, settings.eval_fraction)
     )
     splits = examples | "SplitByTime" >> SplitByTime(beam.pvalue.AsSingleton(boundary))
+    validation_ts = (
+        splits.train
+        | "ValidationTs" >> beam.CombineGlobally(ValidationTs(settings.validation_fraction))
+        | "ValidationBoundary" >> beam.Map(validation_boundary, beam.pvalue.AsSingleton(boundary))
+    )
+    training = splits.train | "SplitValidation" >> SplitByTime(
+        beam.pvalue.AsSingleton(validation_ts)
+    )
     available = set(examples_schema.names)
     if not settings.orphan_clicks_to_retrieval:
         # Every example is an impression: no ranking mask to carry or to weigh by.
         available.discard("impression")
     columns = input_columns(settings.feature_set, available)
-    transformed = {"train": splits.train, "eval": splits.eval} | "Transform" >> (
-        TransformSplits(
-            beam.pvalue.AsSingleton(boundary), settings.feature_set, columns, str(step_dir)
-        )
+    by_split = {"train": training.train, "validation": training.eval, "eval": splits.eval}
+    boundaries = (beam.pvalue.AsSingleton(validation_ts), beam.pvalue.AsSingleton(boundary))
+    transformed = by_split | "Transform" >> (
+        TransformSplits(boundaries, settings.feature_set, columns, str(step_dir))
     )
     split_count = boundary | "SplitTsCount" >> beam.Map(lambda ts: {"split_ts": ts})
+    validation_count = validation_ts | "ValidationTsCount" >> beam.Map(
+        lambda ts: {"validation_ts": ts}
+    )
     counts = (
         source.counts,
-        transformed["train_examples"],
-        transformed["eval_examples"],
+        *(transformed[f"{name}_examples"] for name in SPLITS),
         split_count,
+        validation_count,
     )
     files = {
-        "train": transformed["train"],
-        "eval": transformed["eval"],
+        **{name: transformed[name] for name in SPLITS},
         "eval_sample": splits.eval
         | "EvalSample"
         >> beam.CombineGlobally(SampleRows(settings.eval_sample_size, examples_schema)),
@@ -214,8 +232,7 @@ def preprocess_outputs(
 ) -> dict[str, FileOutput]:
     """The preprocess step's files by output name (`transform_fn/` is tf.Transform's own)."""
     return {
-        "train": FileOutput(str(step_dir / "train"), TFRecordShards()),
-        "eval": FileOutput(str(step_dir / "eval"), TFRecordShards()),
+        **{name: FileOutput(str(step_dir / name), TFRecordShards()) for name in SPLITS},
         "eval_sample": FileOutput(
             str(step_dir / "eval_sample.parquet"), ParquetShards(examples_schema), single_file=True
         ),

@@ -1,7 +1,10 @@
-"""The train/eval split by time (SPEC §5) and the raw evaluation sample.
+"""The train / validation / eval (test) split by time (SPEC §5) and the raw eval sample.
 
 split_ts = `data.split_ts` when set, else min_ts + floor((1 - eval_fraction) * (max_ts -
-min_ts)) over all accepted events; train = examples with ts < split_ts, eval = the rest.
+min_ts)) over all accepted events; eval (the test split) = examples with ts >= split_ts.
+validation_ts = the event time from which the last `validation_fraction` of the examples
+before split_ts lie (by rows); validation = those examples, train = the ones before it.
+Training selects on validation only; only evaluation and blessing read the eval split.
 """
 
 from __future__ import annotations
@@ -55,6 +58,50 @@ def split_ts(
     # one millisecond off when the fraction times the span is a whole number.
     train_share = 1 - fractions.Fraction(repr(eval_fraction))
     return low + math.floor(train_share * (high - low))
+
+
+class ValidationTs(beam.CombineFn):
+    """The validation boundary over the training-span RecordBatches: the event time at row
+    floor((1 - fraction) * n) of their sorted `ts`, computed on at most `sample` rows chosen
+    by hash (deterministic; exact below that many rows). None when there is no row."""
+
+    def __init__(self, fraction: float, sample: int = 200_000):
+        self._fraction = fraction
+        self._sample = sample
+
+    def create_accumulator(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+
+    def _keep(self, keys: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if keys.size <= self._sample:
+            return keys, ts
+        order = np.argsort(keys, kind="stable")[: self._sample]
+        return keys[order], ts[order]
+
+    def add_input(self, acc, batch: pa.RecordBatch):
+        if batch.num_rows == 0:
+            return acc
+        keys = _sample_keys(batch).astype(np.uint64)
+        ts = batch.column("ts").to_numpy(zero_copy_only=False).astype(np.int64)
+        return self._keep(np.concatenate([acc[0], keys]), np.concatenate([acc[1], ts]))
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        return self._keep(
+            np.concatenate([a[0] for a in accs]), np.concatenate([a[1] for a in accs])
+        )
+
+    def extract_output(self, acc) -> int | None:
+        ts = np.sort(acc[1])
+        if ts.size == 0:
+            return None
+        share = 1 - fractions.Fraction(repr(self._fraction))
+        return int(ts[min(math.floor(share * ts.size), ts.size - 1)])
+
+
+def validation_boundary(validation_ts: int | None, test_ts: int) -> int:
+    """No training-span row: the validation split is empty (its boundary is the test's)."""
+    return test_ts if validation_ts is None else validation_ts
 
 
 class TsRange(beam.CombineFn):

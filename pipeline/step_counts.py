@@ -19,6 +19,7 @@ PREPROCESS_COUNT_KEYS = (
     "orphan_clicks",
     "orphan_purchases",
     "train_examples",
+    "validation_examples",
     "eval_examples",
     "clicked_impressions",
     "purchased_impressions",
@@ -116,4 +117,9 @@ def check_training_examples(counts: dict[str, Any], data: DataConfig) -> None:
         raise ValueError(
             f"{setting} puts every one of {counts['eval_examples']} examples in the evaluation "
             f"split (split_ts={counts['split_ts']} ms); choose a later data.split_ts"
+        )
+    if counts["validation_examples"] == 0:
+        raise ValueError(
+            f"data.validation_fraction={data.validation_fraction} leaves the validation split "
+            f"empty ({counts['train_examples']} train examples): raise it or add data"
         )

@@ -24,6 +24,8 @@ from mtlrec.features.preprocessing import neutral_default, preprocessing_fn
 from mtlrec.pipeline.arrow_coder import RecordBatch
 from mtlrec.pipeline.split import SplitByTime
 
+SPLITS = ("train", "validation", "eval")
+"""The splits in time order; "eval" is the test split."""
 _ARROW_TYPES = {Dtype.STRING: pa.large_binary(), Dtype.INT: pa.int64(), Dtype.FLOAT: pa.float32()}
 
 
@@ -76,19 +78,19 @@ def _count_rows(batch: pa.RecordBatch, key: str) -> dict[str, int]:
 @beam.ptransform_fn
 def TransformSplits(  # noqa: N802
     splits: dict[str, beam.PCollection],
-    boundary: beam.pvalue.AsSingleton,
+    boundaries: tuple[beam.pvalue.AsSingleton, beam.pvalue.AsSingleton],
     feature_set: FeatureSet,
     columns: Sequence[str],
     output_dir: str,
 ) -> dict[str, beam.PCollection]:
-    """Analyses `splits['train']`, transforms train and eval, writes `transform_fn`.
+    """Analyses `splits['train']` only, transforms every split, writes `transform_fn`.
 
-    Both splits go through one TransformDataset and are split again after it, by
-    `SplitByTime` on the `event_ts` the transform passes through (`boundary` is the split's):
-    the transform graph is loaded once per worker, not once per split. Must be applied inside
-    a `tft_beam.Context`. Returns the serialized tf.Examples of each split (lists of records
-    a batch, `TFRecordShards` elements) under "train" and "eval", and their count dicts
-    under "train_examples" and "eval_examples".
+    The splits go through one TransformDataset and are split again after it, by
+    `SplitByTime` on the `event_ts` the transform passes through (`boundaries`: validation's,
+    then eval's): the transform graph is loaded once per worker, not once per split. Must be
+    applied inside a `tft_beam.Context`. Returns the serialized tf.Examples of each split
+    (lists of records a batch, `TFRecordShards` elements) under "train", "validation" and
+    "eval", and their count dicts under "<split>_examples".
     """
     config = tensor_adapter_config(columns)
     inputs = {
@@ -98,18 +100,27 @@ def TransformSplits(  # noqa: N802
     }
     fn = functools.partial(preprocessing_fn, feature_set=feature_set)
     transform_fn = (inputs["train"], config) | "Analyze" >> tft_beam.AnalyzeDataset(fn)
-    every = (inputs["train"], inputs["eval"]) | "Examples" >> beam.Flatten()
+    every = tuple(inputs.values()) | "Examples" >> beam.Flatten()
     transformed, _ = ((every, config), transform_fn) | "Transform" >> (
         tft_beam.TransformDataset(output_record_batches=True)
     )
-    resplit = (
+    validation_ts, test_ts = boundaries
+    by_test = (
         transformed
         | "Batches" >> beam.Map(_record_batch).with_output_types(RecordBatch)
-        | "Resplit" >> SplitByTime(boundary, ts_column=EVENT_TS)
+        | "Resplit" >> SplitByTime(test_ts, ts_column=EVENT_TS)
     )
+    by_validation = by_test.train | "ResplitValidation" >> SplitByTime(
+        validation_ts, ts_column=EVENT_TS
+    )
+    resplit = {
+        "train": by_validation.train,
+        "validation": by_validation.eval,
+        "eval": by_test.eval,
+    }
     _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(f"{output_dir}/transform_fn")
     outputs = {}
-    for name in ("train", "eval"):
+    for name in SPLITS:
         data = resplit[name]
         outputs[name] = data | f"Encode[{name}]" >> beam.Map(_encode)
         key = f"{name}_examples"

@@ -8,12 +8,15 @@ stable keys, blessed models are pushed for TF Serving, and a rerun skips every s
 import json
 import math
 import pathlib
+import shutil
 
 import pytest
 
 from mtlrec import steps as steps_module
 from mtlrec.cli import main
+from mtlrec.config import load_config
 from mtlrec.manifest import invariant_holds
+from mtlrec.models.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -54,10 +57,12 @@ def test_counts_equal_the_generators_truth(workdir):
         "purchases_attributed",
         "orphan_clicks",
         "orphan_purchases",
-        "train_examples",
         "eval_examples",
     ):
         assert counts[key] == truth[key], key
+    # The generator's training span is the product's train and validation splits.
+    assert counts["train_examples"] + counts["validation_examples"] == truth["train_examples"]
+    assert counts["validation_examples"] > 0
     assert invariant_holds(counts)
 
 
@@ -179,3 +184,25 @@ def test_batch_recommendations_equal_the_exported_recommender(workdir, tmp_path)
             np.testing.assert_allclose(
                 [r[name] for r in mine], direct[name][0].numpy(), rtol=1e-5, atol=1e-6
             )
+
+
+def test_training_never_reads_a_test_example(workdir, tmp_path):
+    """Every test-split file is replaced by garbage: training must not notice."""
+    config = load_config(overrides=[SMALL[i + 1] for i, a in enumerate(SMALL) if a == "--set"])
+    run_dir = workdir / "runs" / _manifest(workdir)["run_id"]
+    preprocess = tmp_path / "preprocess"
+    shutil.copytree(run_dir / "preprocess", preprocess)
+    test_files = sorted(preprocess.glob("eval-*.tfrecord.gz"))
+    assert test_files
+    for path in test_files:
+        path.write_bytes(b"not a TFRecord")
+    summary = train(
+        config.tasks,
+        config.model,
+        config.training.model_copy(update={"epochs": 1}),
+        config.features,
+        preprocess,
+        tmp_path / "train",
+    )
+    assert summary["steps"] > 0
+    assert set(summary["input"]) == {"train", "validation"}

@@ -84,7 +84,7 @@ def test_trained_model_beats_the_bars(preprocessed, tmp_path, sharing):
     tft_dir = prep / "transform_fn"
     summary = train(config.tasks, config.model, config.training, config.features, prep, tmp_path)
     assert summary["steps"] > 0 and summary["examples_per_s"] > 0
-    assert summary["input"] == {"train": "memory", "eval": "memory"}
+    assert summary["input"] == {"train": "memory", "validation": "memory"}
     for name in ("model/model_spec.json", "history.json", "checkpoints/latest/checkpoint"):
         assert (tmp_path / name).exists(), name
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

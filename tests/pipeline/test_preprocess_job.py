@@ -98,7 +98,10 @@ def test_counts_match_the_hand_count_and_the_invariant(job):
     assert counts["impressions"] == 20
     assert (counts["clicks_joined"], counts["orphan_clicks"]) == (10, 1)
     assert (counts["purchases_attributed"], counts["orphan_purchases"]) == (5, 1)
-    assert (counts["train_examples"], counts["eval_examples"]) == (16, 4)
+    # 16 examples before split_ts: the latest 10 % by rows (floor(0.9 * 16) = row 14 on)
+    # are the validation split.
+    assert (counts["train_examples"], counts["validation_examples"]) == (14, 2)
+    assert counts["eval_examples"] == 4
     assert (counts["clicked_impressions"], counts["purchased_impressions"]) == (10, 5)
     assert counts["split_ts"] == T0 + 8 * DAY
     assert invariant_holds(counts)
@@ -115,10 +118,12 @@ def test_examples_are_transformed_with_train_vocabularies(job):
     tft_output = tft.TFTransformOutput(str(out / "preprocess" / "transform_fn"))
     spec = tft_output.transformed_feature_spec()
     train = _read_examples(out / "preprocess", "train", spec)
+    validation = _read_examples(out / "preprocess", "validation", spec)
     evaluation = _read_examples(out / "preprocess", "eval", spec)
-    assert (len(train), len(evaluation)) == (16, 4)
-    # One transform for both splits, split again on the ts it passes through.
-    assert all(int(e["event_ts"]) < T0 + 8 * DAY for e in train)
+    assert (len(train), len(validation), len(evaluation)) == (14, 2, 4)
+    # One transform for every split, split again on the ts it passes through.
+    last_train = max(int(e["event_ts"]) for e in train)
+    assert all(last_train <= int(e["event_ts"]) < T0 + 8 * DAY for e in validation)
     assert all(int(e["event_ts"]) >= T0 + 8 * DAY for e in evaluation)
     # Days 0-7 trained: u0..u2 and i0..i3 seen; vocabularies hold exactly those.
     assert sorted(tft_output.vocabulary_by_name("user_id")) == [b"u0", b"u1", b"u2"]
@@ -150,7 +155,7 @@ def test_catalogue_and_eval_sample(job):
         sample.schema.names
     )
     written = json.loads((out / "preprocess" / "counts.json").read_text())
-    assert written["train_examples"] == 16
+    assert (written["train_examples"], written["validation_examples"]) == (14, 2)
 
 
 def _all_examples(step_dir):
@@ -212,7 +217,12 @@ def test_one_beam_job_with_no_valid_event_stops_on_the_bad_fraction(tmp_path):
 def test_preprocess_checks_apply_to_the_one_job_counts(tmp_path):
     config = Config.model_validate({"data": {"split_ts": "2001-01-01"}})
     no_impression = {"accepted": {"impression": 0, "click": 3}}
-    counts = {"train_examples": 0, "eval_examples": 20, "split_ts": 978_307_200_000}
+    counts = {
+        "train_examples": 0,
+        "validation_examples": 0,
+        "eval_examples": 20,
+        "split_ts": 978_307_200_000,
+    }
     with pytest.raises(ValueError, match="no accepted impressions"):
         check_preprocessed(config.data, no_impression, counts, tmp_path)
     with pytest.raises(ValueError, match="puts every one of 20"):
@@ -266,17 +276,21 @@ def test_pre_joined_interactions_with_a_column_mapping(tmp_path):
     counts = run_preprocess(
         config.job_config(), tmp_path / "validate", tmp_path / "pre", beam_args=IN_PROCESS
     )
-    assert (counts["impressions"], counts["train_examples"], counts["eval_examples"]) == (6, 3, 3)
+    # 3 before the split: floor(0.9 * 3) = row 2 on is validation
+    assert (counts["impressions"], counts["train_examples"], counts["eval_examples"]) == (6, 2, 3)
+    assert counts["validation_examples"] == 1
     assert invariant_holds({**validated, **counts})
     tft_output = tft.TFTransformOutput(str(tmp_path / "pre" / "transform_fn"))
-    # Train span (m1-m3): Drama x3, Comedy x2; Horror and Western are eval-only.
+    # Train (m1, m2; m3 is validation): Drama x2, Comedy x1; Horror and Western eval-only.
     assert tft_output.vocabulary_by_name("genres") == [b"Drama", b"Comedy"]
     spec = tft_output.transformed_feature_spec()
     train = _read_examples(tmp_path / "pre", "train", spec)
     ratings = sorted(
         (e["user_key"].numpy(), e["item_key"].numpy(), float(e["rating"])) for e in train
     )
-    assert ratings == [(b"u1", b"i1", 4.0), (b"u1", b"i2", 3.0), (b"u2", b"i1", 5.0)]
+    assert ratings == [(b"u1", b"i1", 4.0), (b"u1", b"i2", 3.0)]
+    (held,) = _read_examples(tmp_path / "pre", "validation", spec)
+    assert (held["user_key"].numpy(), held["item_key"].numpy()) == (b"u2", b"i1")
     assert "click" not in spec and "dwell" not in spec
     catalogue = pq.read_table(tmp_path / "pre" / "catalog.parquet").to_pylist()
     assert sorted(catalogue, key=lambda r: r["item_id"]) == [
@@ -325,7 +339,11 @@ def test_generated_data_counts_equal_truth(generated):
         config.job_config(), out / "validate", out / "in_process", beam_args=IN_PROCESS
     )
     merged = {**validated, **counts}
-    assert {k: merged[k] for k in truth["counts"]} == truth["counts"]
+    # The generator's truth counts the training span whole; validation is carved from it.
+    pre_test = merged["train_examples"] + merged["validation_examples"]
+    seen = {k: merged[k] for k in truth["counts"]}
+    assert {**seen, "train_examples": pre_test} == truth["counts"]
+    assert 0 < merged["validation_examples"] < pre_test
     assert counts["split_ts"] == truth["split_ts"]
     assert invariant_holds(merged)
 
@@ -354,10 +372,17 @@ def test_a_split_before_all_data_is_a_clear_error():
     from mtlrec.pipeline.step_counts import check_training_examples
 
     config = Config.model_validate({"data": {"split_ts": "2001-01-01"}})
-    counts = {"train_examples": 0, "eval_examples": 20, "split_ts": 978_307_200_000}
+    counts = {
+        "train_examples": 0,
+        "validation_examples": 0,
+        "eval_examples": 20,
+        "split_ts": 978_307_200_000,
+    }
     with pytest.raises(ValueError, match=r"data.split_ts='2001-01-01' puts every one of 20"):
         check_training_examples(counts, config.data)
-    check_training_examples({**counts, "train_examples": 1}, config)
+    with pytest.raises(ValueError, match=r"validation_fraction=0.1 leaves the validation split"):
+        check_training_examples({**counts, "train_examples": 1}, config.data)
+    check_training_examples({**counts, "train_examples": 9, "validation_examples": 1}, config.data)
 
 
 def test_orphan_clicks_to_retrieval_adds_masked_retrieval_only_examples(job):
@@ -371,7 +396,8 @@ def test_orphan_clicks_to_retrieval_adds_masked_retrieval_only_examples(job):
     step = out / "preprocess_orphans"
     flagged = run_preprocess(config.job_config(), out / "validate", step, beam_args=IN_PROCESS)
     assert flagged["retrieval_only_examples"] == counts["orphan_clicks"] == 1
-    assert (flagged["train_examples"], flagged["eval_examples"]) == (17, 4)
+    assert (flagged["train_examples"], flagged["validation_examples"]) == (15, 2)
+    assert flagged["eval_examples"] == 4
     assert counts["retrieval_only_examples"] == 0
     spec = tft.TFTransformOutput(str(step / "transform_fn")).transformed_feature_spec()
     train = _read_examples(step, "train", spec)
