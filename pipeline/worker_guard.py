@@ -1,53 +1,120 @@
-"""Beam SDK workers die with their driver (a `--beam_plugin` the workers import at start-up).
+"""Beam SDK workers die with their driver, however the driver dies (kill -9 and OOM included).
 
-The FnApiRunner's multi_processing mode starts each SDK worker as a child process of the
-driver (`sh -c`, which dash replaces by the worker) and nothing stops it when the driver is
-killed (kill -9, OOM): the worker keeps waiting on its gRPC channel. Imported by the worker
-(`--beam_plugin=mtlrec.pipeline.worker_guard`, added by `beam_args_with_guard`), this module
-asks Linux to SIGKILL the worker when the thread that started it dies
-(`PR_SET_PDEATHSIG`): the driver's thread that starts a worker waits on it for the worker's
-whole life, so that is exactly when the driver dies. The driver's pid travels in
-`MTLREC_DRIVER_PID`; a worker whose driver died before the request took effect exits at once.
-Importing the module anywhere else (no `MTLREC_DRIVER_PID`, or this process is the driver)
-does nothing.
+The FnApiRunner's multi_processing mode starts each SDK worker as `sh -c "python -m
+apache_beam.runners.worker.sdk_worker_main"`, a child of the driver, and hands the workers
+no pipeline options (their `PIPELINE_OPTIONS` is `{}`), so a worker-side hook such as
+`--beam_plugin` never runs there, and `PR_SET_PDEATHSIG` set in the driver is not inherited.
+What works is a watchdog on the driver's side that outlives it:
+
+`start_watchdog()` (called once by the driver, `mtlrec.cli`) spawns `python -m
+mtlrec.pipeline.worker_guard <driver pid> <fd>` in its own session, holding the read end of
+a pipe whose write end only the driver holds. Every `POLL_S` the watchdog records the
+driver's descendants (pid and start time, from /proc); when the pipe reads EOF (the kernel
+closes the driver's end when the driver dies, by any signal), it SIGKILLs every recorded
+process still alive with the same start time, and their children, then exits. A driver that
+ends normally has no workers left, and the watchdog just exits.
+
+`kill_descendants()` is the same clean-up from inside a live driver (an interrupted Beam job
+leaves the runner's threads waiting on their workers, which would keep the driver alive).
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import os
+import select
 import signal
+import subprocess
 import sys
 
-DRIVER_PID_ENV = "MTLREC_DRIVER_PID"
-PLUGIN = __name__
-_PR_SET_PDEATHSIG = 1
+POLL_S = 0.5
+_started: list[subprocess.Popen] = []
+_write_ends: list[int] = []
 
 
-def beam_args_with_guard(beam_args: tuple[str, ...]) -> tuple[str, ...]:
-    """`beam_args` plus the plugin, and the driver's pid in the environment the workers
-    inherit (call in the driver, before the pipeline starts)."""
-    os.environ[DRIVER_PID_ENV] = str(os.getpid())
-    plugin = f"--beam_plugin={PLUGIN}"
-    return beam_args if plugin in beam_args else (*beam_args, plugin)
-
-
-def guard_worker() -> bool:
-    """In a worker of a live driver: die with it. Returns whether the guard was armed."""
-    driver = os.environ.get(DRIVER_PID_ENV, "")
-    if not driver.isdigit() or int(driver) == os.getpid() or not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        return False
-    if os.getppid() != int(driver):
-        # The driver died before prctl (we were re-parented), or a shell sits in between:
-        # without a living driver this worker has no one to serve.
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, start time in clock ticks) of every process /proc shows."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            os.kill(int(driver), 0)
-        except ProcessLookupError:
-            os._exit(1)
-    return True
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        table[int(entry)] = (int(fields[1]), int(fields[19]))
+    return table
 
 
-ARMED = guard_worker()
+def descendants(pid: int, table: dict[int, tuple[int, int]] | None = None) -> dict[int, int]:
+    """pid -> start time of every descendant of `pid` (children, their children, ...)."""
+    table = _processes() if table is None else table
+    found: dict[int, int] = {}
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, (ppid, _) in table.items() if ppid in frontier and p not in found}
+        found.update({p: table[p][1] for p in frontier})
+    return found
+
+
+def _kill(recorded: dict[int, int]) -> list[int]:
+    """SIGKILLs the recorded processes that are still the same processes, and their
+    descendants; returns the pids signalled."""
+    table = _processes()
+    alive = {p for p, start in recorded.items() if p in table and table[p][1] == start}
+    for p in list(alive):
+        alive.update(descendants(p, table))
+    for p in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, signal.SIGKILL)
+    return sorted(alive)
+
+
+def kill_descendants(exclude: tuple[int, ...] = ()) -> list[int]:
+    """From a live driver: SIGKILLs its descendants (the Beam workers), except the watchdog."""
+    skip = set(exclude) | {w.pid for w in _started}
+    mine = {p: s for p, s in descendants(os.getpid()).items() if p not in skip}
+    return _kill(mine)
+
+
+def start_watchdog() -> int | None:
+    """Starts the watchdog of this driver (once per process, Linux only); returns its pid."""
+    if _started:
+        return _started[0].pid
+    if not sys.platform.startswith("linux"):
+        return None
+    read_end, write_end = os.pipe()
+    try:
+        watchdog = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(os.getpid()), str(read_end)],
+            pass_fds=(read_end,),
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        os.close(read_end)
+    # The write end stays open (and non-inheritable, so no worker holds it) until this
+    # process dies.
+    _started.append(watchdog)
+    _write_ends.append(write_end)
+    return watchdog.pid
+
+
+def watch(driver: int, read_end: int) -> None:
+    """The watchdog's loop: record the driver's descendants until its pipe end closes."""
+    recorded: dict[int, int] = {}
+    while True:
+        readable, _, _ = select.select([read_end], [], [], POLL_S)
+        if readable and not os.read(read_end, 1):
+            break
+        recorded.update(descendants(driver))
+    recorded.pop(os.getpid(), None)
+    _kill(recorded)
+
+
+if __name__ == "__main__":
+    watch(int(sys.argv[1]), int(sys.argv[2]))

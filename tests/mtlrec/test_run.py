@@ -213,7 +213,9 @@ def test_the_manifest_on_disk_says_running_while_a_step_runs(tmp_path, raw_dir, 
         {name: step.get("status") for name, step in m["steps"].items()} for m in seen_manifests
     ]
     assert statuses[2] == {"validate": "done", "preprocess": "done", "train": "running"}
-    assert [m["steps"][name]["status"] for m, name in zip(seen_manifests, ALL)] == ["running"] * 7
+    assert [m["steps"][name]["status"] for m, name in zip(seen_manifests, ALL, strict=True)] == [
+        "running"
+    ] * 7
 
 
 def test_an_interrupted_step_is_recorded_and_resumes_in_its_own_directory(
