@@ -11,8 +11,11 @@ mtlrec.pipeline.worker_guard <driver pid> <fd>` in its own session, holding the 
 a pipe whose write end only the driver holds. Every `POLL_S` the watchdog records the
 driver's descendants (pid and start time, from /proc); when the pipe reads EOF (the kernel
 closes the driver's end when the driver dies, by any signal), it SIGKILLs every recorded
-process still alive with the same start time, and their children, then exits. A driver that
-ends normally has no workers left, and the watchdog just exits.
+process still alive with the same start time, every process whose environment carries
+the driver's tag (`MTLREC_DRIVER_PID=<pid>`, which the driver sets and its workers inherit:
+this catches a worker started after the last poll, already re-parented to init), and
+their children, then exits. A driver that ends normally has no workers left, and the
+watchdog just exits.
 
 `kill_descendants()` is the same clean-up from inside a live driver (an interrupted Beam job
 leaves the runner's threads waiting on their workers, which would keep the driver alive).
@@ -22,12 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
 import select
 import signal
 import subprocess
 import sys
 
 POLL_S = 0.5
+DRIVER_ENV = "MTLREC_DRIVER_PID"
 _started: list[subprocess.Popen] = []
 _write_ends: list[int] = []
 
@@ -59,6 +64,21 @@ def descendants(pid: int, table: dict[int, tuple[int, int]] | None = None) -> di
     return found
 
 
+def tagged(driver: int, table: dict[int, tuple[int, int]] | None = None) -> dict[int, int]:
+    """pid -> start time of the processes whose environment names `driver` as theirs."""
+    table = _processes() if table is None else table
+    tag = f"{DRIVER_ENV}={driver}".encode()
+    found = {}
+    for p, (_, start) in table.items():
+        try:
+            environ = pathlib.Path(f"/proc/{p}/environ").read_bytes()
+        except OSError:
+            continue
+        if tag in environ.split(b"\0"):
+            found[p] = start
+    return found
+
+
 def _kill(recorded: dict[int, int]) -> list[int]:
     """SIGKILLs the recorded processes that are still the same processes, and their
     descendants; returns the pids signalled."""
@@ -85,11 +105,14 @@ def start_watchdog() -> int | None:
         return _started[0].pid
     if not sys.platform.startswith("linux"):
         return None
+    # Inherited by every process this driver starts from now on (the Beam workers).
+    os.environ[DRIVER_ENV] = str(os.getpid())
     read_end, write_end = os.pipe()
     try:
         watchdog = subprocess.Popen(
             [sys.executable, "-m", __name__, str(os.getpid()), str(read_end)],
             pass_fds=(read_end,),
+            env={k: v for k, v in os.environ.items() if k != DRIVER_ENV},
             start_new_session=True,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -112,6 +135,7 @@ def watch(driver: int, read_end: int) -> None:
         if readable and not os.read(read_end, 1):
             break
         recorded.update(descendants(driver))
+    recorded.update(tagged(driver))
     recorded.pop(os.getpid(), None)
     _kill(recorded)
 
