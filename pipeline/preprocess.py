@@ -130,7 +130,9 @@ def run_validate(
     raw_dir, step_dir = pathlib.Path(raw_dir), pathlib.Path(step_dir)
     sources, primary = _start_validate(config, raw_dir, step_dir)
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
-        build_validate_pipeline(p, sources, step_dir, _window(config, sources), _validate_buckets(sources))
+        build_validate_pipeline(
+            p, sources, step_dir, _window(config, sources), _validate_buckets(sources)
+        )
     return _finish_validate(config, step_dir, primary)
 
 
