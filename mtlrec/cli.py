@@ -376,7 +376,7 @@ def _workdir_of(args: argparse.Namespace) -> pathlib.Path | None:
         return pathlib.Path(args.workdir)
     try:
         return pathlib.Path(load_config(args.config, list(args.overrides)).runner.workdir)
-    except (ConfigError, OSError):
+    except (ValueError, OSError):
         return None
 
 

@@ -191,3 +191,26 @@ def test_the_cli_and_the_run_share_the_run_id_rule():
     from mtlrec import cli, run
 
     assert cli.RUN_ID.pattern == run.RUN_ID.pattern
+
+
+def test_disk_full_under_a_step_is_one_line_naming_the_path_and_the_log(
+    tmp_path, capsys, monkeypatch
+):
+    from mtlrec import cli
+
+    def full(args, beam_args):
+        try:
+            raise OSError(28, "No space left on device", str(tmp_path / "w" / "runs" / "r" / "x"))
+        except OSError as e:
+            raise RuntimeError(f"step train failed in {tmp_path / 'w' / 'runs' / 'r'}: {e}") from e
+
+    monkeypatch.setattr(cli, "_cmd_run", full)
+    assert main(["run", "--workdir", str(tmp_path / "w")]) == 1
+    err = _one_line(capsys)
+    assert err.startswith(
+        f"mtlrec: error: step train failed in {tmp_path / 'w' / 'runs' / 'r'}: "
+        f"{tmp_path / 'w' / 'runs' / 'r' / 'x'}: No space left on device (traceback: "
+        f"{tmp_path / 'w' / 'logs' / 'error-'}"
+    )
+    log_file = pathlib.Path(err.split("(traceback: ")[1].rstrip(")\n"))
+    assert "OSError: [Errno 28] No space left on device" in log_file.read_text()
