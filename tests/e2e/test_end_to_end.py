@@ -120,22 +120,23 @@ def test_a_changed_export_value_reruns_only_export_and_push(workdir):
 
 
 def test_a_failed_step_resumes_with_earlier_steps_skipped(tmp_path, monkeypatch):
-    import mtlrec.models.train
+    # The train step calls the `train` mtlrec.steps imported: patch it there.
+    import mtlrec.steps
 
     workdir = tmp_path / "work"
-    real_train = mtlrec.models.train.train
+    real_train = mtlrec.steps.train
 
     def crashing_train(*args, **kwargs):
         raise RuntimeError("injected crash in training")
 
-    monkeypatch.setattr(mtlrec.models.train, "train", crashing_train)
+    monkeypatch.setattr(mtlrec.steps, "train", crashing_train)
     assert main(["run", "--workdir", str(workdir), *SMALL]) == 1
     steps = _manifest(workdir)["steps"]
     assert steps["train"]["status"] == "failed"
     assert steps["train"]["error"] == "injected crash in training"
     assert {steps["validate"]["status"], steps["preprocess"]["status"]} == {"done"}
 
-    monkeypatch.setattr(mtlrec.models.train, "train", real_train)
+    monkeypatch.setattr(mtlrec.steps, "train", real_train)
     assert main(["run", "--workdir", str(workdir), *SMALL]) == 0
     steps = _manifest(workdir)["steps"]
     assert steps["validate"]["status"] == steps["preprocess"]["status"] == "skipped"
