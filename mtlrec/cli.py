@@ -2,16 +2,27 @@
 
 Imports nothing heavy at start-up: TensorFlow, Beam and tf.Transform load inside the
 command that needs them. Every failure the user can fix ends with one line on stderr
-and a non-zero exit code: 2 for a bad command line or configuration, 1 for a failed step.
+and a non-zero exit code: 2 for a bad command line or configuration, 1 for a failed step,
+130 for Ctrl-C and 143 for SIGTERM (the step records `interrupted`, the lock is released).
+The full traceback of a failure goes to a log file in the workdir, which the line names.
+
+Options are strict: an unknown option is an error naming the closest valid one. Beam
+options go after `--` or through `--beam-arg OPTION` (repeatable) and are checked against
+Beam's own `PipelineOptions`.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import errno
 import logging
 import os
 import pathlib
+import re
+import signal
 import sys
+import threading
 import webbrowser
 from collections.abc import Sequence
 
@@ -36,6 +47,9 @@ from mtlrec.fit_data import adapt
 from mtlrec.manifest import STEP_NAMES
 from mtlrec.native_logs import quiet_native_logs
 from mtlrec.runs import report_path, run_summary, runs_table
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""Kept equal to `mtlrec.run.RUN_ID` (tests/mtlrec/test_cli.py checks it)."""
 
 _STEP_HELP = {
     "validate": "validate the raw logs: dead-letter bad rows, count them, dedupe events",
@@ -83,11 +97,28 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_beam_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--beam-arg",
+        dest="beam_args",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="an Apache Beam option, e.g. --beam-arg=--runner=DataflowRunner (repeatable; "
+        "or pass Beam options after --)",
+    )
+
+
+def _add_run_options(p: argparse.ArgumentParser, command: str) -> None:
     _add_config_options(p)
-    p.add_argument("--run-id", help="run directory name (default: derived from the input data)")
+    _add_beam_option(p)
+    p.add_argument(
+        "--run-id",
+        help="run directory name: letters, digits and -_. (default: derived from the input data)",
+    )
     p.add_argument("--force", action="store_true", help="redo steps even when up to date")
-    p.add_argument("--force-push", action="store_true", help="push even when not blessed")
+    if command in ("run", "push"):
+        p.add_argument("--force-push", action="store_true", help="push even when not blessed")
     p.add_argument(
         "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for the workdir lock"
     )
@@ -97,18 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtlrec",
         description="Raw interaction logs in; a served multi-task recommender and its "
-        "evaluation report out. Options not listed here are passed to Apache Beam "
-        "unchanged (e.g. --runner=DataflowRunner --project=P --region=R).",
+        "evaluation report out. Apache Beam options go after -- (e.g. mtlrec run -- "
+        "--runner=DataflowRunner --project=P --region=R) or through --beam-arg.",
     )
     parser.add_argument("--verbose", action="store_true", help=_VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="the whole batch job (synthetic data when none is given)")
-    _add_run_options(p)
+    _add_run_options(p, "run")
     p.add_argument("--from", dest="from_step", choices=STEP_NAMES, help="redo from this step on")
 
     for name in STEP_NAMES:
-        _add_run_options(sub.add_parser(name, help=_STEP_HELP[name]))
+        _add_run_options(sub.add_parser(name, help=_STEP_HELP[name]), name)
 
     p = sub.add_parser("generate", help="write synthetic logs with known ground truth")
     p.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
@@ -127,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=pathlib.Path, required=True, help="exported version dir")
     p.add_argument("--users", type=pathlib.Path, required=True, help="Parquet/CSV with user_id")
     p.add_argument("--out", type=pathlib.Path, required=True, help="output Parquet directory")
+    _add_beam_option(p)
 
     p = sub.add_parser("bench", help="run a benchmark of bench/ (python -m bench.NAME)")
     p.add_argument("name", help="benchmark: preprocess, train, serving, movielens, ...")
@@ -197,10 +229,14 @@ def _quoted(value: str) -> str:
 
 def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mtlrec import log
+    from mtlrec.pipeline import worker_guard
     from mtlrec.run import run
 
     config = _config(args, beam_args)
+    _check_beam_args(config.runner.beam_args)
     log.configure(config.runner.log_format)
+    # Beam SDK workers die with this driver, even on kill -9.
+    worker_guard.start_watchdog()
     only = None if args.command == "run" else [args.command]
     doc = run(
         config,
@@ -208,7 +244,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         force=args.force,
         from_step=getattr(args, "from_step", None),
         run_id=args.run_id,
-        force_push=args.force_push,
+        force_push=getattr(args, "force_push", False),
         lock_wait_s=args.wait,
     )
     run_dir = pathlib.Path(config.runner.workdir) / "runs" / doc["run_id"]
@@ -239,6 +275,7 @@ def _cmd_recommend(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mtlrec import log
     from mtlrec.deploy.recommend import recommend
 
+    _check_beam_args(beam_args)
     log.configure()
     recommend(args.model, args.users, args.out, beam_args)
     return 0
@@ -298,46 +335,198 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Airflow, Kubernetes and systemd send), raised like Ctrl-C so the running
+    step records `interrupted` and the workdir lock is released."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _plain_run_id(run_id: str) -> bool:
+    """The rule of `mtlrec.run.check_run_id`, without importing the run (and TensorFlow)."""
+    return bool(RUN_ID.fullmatch(run_id)) and run_id not in (".", "..")
+
+
+def _split_beam_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(mtlrec's options, the Beam options after the first `--`)."""
+    argv = list(argv)
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1 :]
+    return argv, []
+
+
+def _option_strings(parser: argparse.ArgumentParser, command: str | None) -> list[str]:
+    target = parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            target = action.choices[command]
+    return [o for a in target._actions for o in a.option_strings if o.startswith("--")]
+
+
+def _reject_unknown(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> None:
+    """Exits 2 with one line naming the first unknown option and the closest valid one."""
+    first = next((u for u in unknown if u.startswith("-")), unknown[0])
+    name = first.split("=", 1)[0]
+    valid = _option_strings(parser, command)
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    if name.startswith("--") and name in _beam_option_names():
+        hint = f" (an Apache Beam option: Apache Beam options go after -- or in --beam-arg={first})"
+    what = "option" if first.startswith("-") else "argument"
+    parser.exit(2, f"mtlrec {command}: error: unknown {what} {first}{hint}\n")
+
+
+def _beam_parser() -> argparse.ArgumentParser:
+    """The parser Beam's `PipelineOptions.get_all_options` builds: every options class."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    subclasses = {}
+    pending = list(PipelineOptions.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        subclasses.setdefault(str(cls), cls)
+        pending.extend(cls.__subclasses__())
+    for cls in subclasses.values():
+        cls._add_argparse_args(parser)
+    return parser
+
+
+def _beam_option_names() -> set[str]:
+    return {o for a in _beam_parser()._actions for o in a.option_strings}
+
+
+def _check_beam_args(beam_args: Sequence[str]) -> None:
+    """Raises ConfigError naming the first option Beam's `PipelineOptions` does not know."""
+    if not beam_args:
+        return
+    parser = _beam_parser()
+    _, unknown = parser.parse_known_args(list(beam_args))
+    if unknown:
+        valid = [o for a in parser._actions for o in a.option_strings]
+        name = unknown[0].split("=", 1)[0]
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ConfigError(f"config error: unknown Apache Beam option {unknown[0]}{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and args.command not in ("run", "recommend", *STEP_NAMES):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.verbose:
-        return _dispatch(args, unknown)
-    # TensorFlow's Python warnings (AutoGraph, Keras serialization) and the Beam workers'
-    # start-up warnings are for developers; errors still show.
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    with quiet_native_logs(os.environ.get(NATIVE_LOG_ENV)):
-        return _dispatch(args, unknown)
-
-
-def _dispatch(args: argparse.Namespace, unknown: Sequence[str]) -> int:
+    ours, after_dashes = _split_beam_args(sys.argv[1:] if argv is None else argv)
+    args, unknown = parser.parse_known_args(ours)
+    if unknown:
+        _reject_unknown(parser, args.command, unknown)
+    beam_args = [*getattr(args, "beam_args", []), *after_dashes]
+    if after_dashes and not hasattr(args, "beam_args"):
+        parser.exit(2, f"mtlrec {args.command}: error: takes no Apache Beam options\n")
+    if getattr(args, "run_id", None) is not None and not _plain_run_id(args.run_id):
+        print(
+            f"mtlrec {args.command}: error: --run-id {args.run_id!r}: a run id is a plain name "
+            "of letters, digits and -_. (starting with a letter or digit), so the run stays "
+            "inside <workdir>/runs/",
+            file=sys.stderr,
+        )
+        return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        if args.command in ("run", *STEP_NAMES):
-            return _cmd_run(args, unknown)
-        if args.command == "recommend":
-            return _cmd_recommend(args, unknown)
-        handlers = {
-            "generate": _cmd_generate,
-            "import": _cmd_import,
-            "config": _cmd_config,
-            "bench": _cmd_bench,
-            "inspect": _cmd_inspect,
-            "runs": _cmd_runs,
-            "report": _cmd_report,
-        }
-        return handlers[args.command](args)
+        if args.verbose:
+            return _dispatch(args, beam_args)
+        # TensorFlow's Python warnings (AutoGraph, Keras serialization) and the Beam
+        # workers' start-up warnings are for developers; errors still show.
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        with quiet_native_logs(os.environ.get(NATIVE_LOG_ENV)):
+            return _dispatch(args, beam_args)
     except ConfigError as e:
         print(f"mtlrec: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"mtlrec: error: {_first_line(e)}", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        from mtlrec.pipeline import worker_guard
+
+        # The Beam runner's threads wait on their workers: end them, or the exit would hang.
+        worker_guard.kill_descendants()
+        terminated = isinstance(e, Terminated)
+        print(f"mtlrec: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+    except Exception as e:
+        if not isinstance(e, ValueError | OSError | RuntimeError):
+            raise
+        saved = _save_traceback(e, _workdir_of(args))
+        print(f"mtlrec: error: {_describe(e)}{saved}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("mtlrec: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    if args.command in ("run", *STEP_NAMES):
+        return _cmd_run(args, beam_args)
+    if args.command == "recommend":
+        return _cmd_recommend(args, beam_args)
+    handlers = {
+        "generate": _cmd_generate,
+        "import": _cmd_import,
+        "config": _cmd_config,
+        "bench": _cmd_bench,
+        "inspect": _cmd_inspect,
+        "runs": _cmd_runs,
+        "report": _cmd_report,
+    }
+    return handlers[args.command](args)
+
+
+def _workdir_of(args: argparse.Namespace) -> pathlib.Path | None:
+    if getattr(args, "command", None) not in ("run", *STEP_NAMES):
+        return None
+    if args.workdir is not None:
+        return pathlib.Path(args.workdir)
+    try:
+        return pathlib.Path(load_config(args.config, list(args.overrides)).runner.workdir)
+    except (ValueError, OSError):
+        return None
+
+
+def _save_traceback(error: BaseException, workdir: pathlib.Path | None) -> str:
+    """Writes the traceback into `<workdir>/logs/`; returns the line's pointer to it."""
+    from mtlrec import log
+
+    if workdir is None:
+        return ""
+    try:
+        path = log.write_traceback(workdir, error)
+    except OSError as e:
+        return f" (traceback not saved: {e.strerror or e} in {workdir})"
+    return f" (traceback: {path})"
+
+
+def _root_os_error(error: BaseException | None) -> OSError | None:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    """One line: the path and cause of an OSError (also under a failed step), else the
+    first line of the message."""
+    cause = _root_os_error(error)
+    if cause is None:
+        return _first_line(error)
+    reason = cause.strerror or errno.errorcode.get(cause.errno, str(cause.errno))
+    where = cause.filename if cause.filename is not None else "(path unknown)"
+    text = f"{os.fsdecode(where) if isinstance(where, bytes) else where}: {reason}"
+    if cause is not error and not isinstance(error, OSError):
+        head = _first_line(error).split(":", 1)[0]
+        text = f"{head}: {text}"
+    return text
 
 
 def _first_line(error: BaseException) -> str:

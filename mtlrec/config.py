@@ -94,10 +94,11 @@ class Config(ConfigSection):
             _check_task_keys(f"evaluation.{field}", gated, names)
         return self
 
-    def job_config(self) -> JobConfig:
-        """The sections the validate and preprocess Beam jobs read."""
+    def job_config(self, now_ms: int | None = None) -> JobConfig:
+        """The sections the validate and preprocess Beam jobs read; `now_ms` is the run's
+        wall clock (the default `data.max_ts` bound)."""
         labels = tuple(t.label for t in self.tasks if t.label is not None)
-        return JobConfig(self.data, self.features, labels, self.runner.beam_args)
+        return JobConfig(self.data, self.features, labels, self.runner.beam_args, now_ms)
 
     def evaluate_config(self) -> EvaluateConfig:
         """The sections the evaluate step reads."""

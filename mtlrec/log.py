@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
+import os
+import pathlib
 import sys
 import time
+import traceback
 
 LOGGER_NAME = "mtlrec"
 
@@ -48,3 +52,19 @@ def get() -> logging.Logger:
 def event(message: str, **fields: object) -> None:
     """Logs `message` with structured fields (JSON keys, or key=value on a terminal)."""
     get().info(message, extra={"fields": fields})
+
+
+LOG_DIR = "logs"
+
+
+def write_traceback(workdir: pathlib.Path, error: BaseException) -> pathlib.Path:
+    """Writes `error`'s full traceback to `<workdir>/logs/error-<UTC time>-<pid>.log`.
+
+    Raises:
+      OSError: the workdir is not writable (the caller says so in its one line).
+    """
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = pathlib.Path(workdir) / LOG_DIR / f"error-{stamp}-{os.getpid()}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(traceback.format_exception(error)))
+    return path

@@ -4,6 +4,16 @@
 for its whole duration, records every step's status, seconds and fingerprint in the
 run's manifest (copied to `<workdir>/manifest.json`), and leaves earlier steps' outputs
 usable when a step fails, so the next run resumes from the failed step.
+
+Crash safety: the manifest is rewritten atomically (`features.json_files.write_json`:
+temp file, fsync, rename) when a step starts (`running`) and when it ends (`done`,
+`failed`, `interrupted`), so a process killed at any point (kill -9, OOM) leaves a
+manifest that never claims more than what is on disk. A step is skipped only when its
+recorded fingerprint matches **and** its outputs prove it finished (`Step.completed`); a
+step that starts marks every step downstream of it `stale`, so a killed `--force` redo
+never leaves a later step looking done over outputs of the model it replaced. A killed
+step with an unchanged fingerprint keeps its directory when it is resumable (train: it
+goes on from its last checkpoint); other steps start from an empty directory.
 """
 
 from __future__ import annotations
@@ -11,9 +21,10 @@ from __future__ import annotations
 import datetime
 import json
 import pathlib
+import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mtlrec import fingerprint, log, manifest
@@ -24,10 +35,27 @@ from mtlrec.steps import STEP_NAMES, STEPS, RunContext, Step, config_values
 
 ONE_BEAM_JOB = ("validate", "preprocess")
 """Steps that run as one Beam job when both are due (`RunContext.validate_with_preprocess`)."""
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""A run id is a plain directory name: it can never leave `<workdir>/runs/`."""
+FINISHED = ("done", "skipped")
 
 
 class StepFailedError(RuntimeError):
     """A step raised; the message names the step and the run directory."""
+
+
+def check_run_id(run_id: str) -> str:
+    """`run_id` if it is a plain name (letters, digits, `-_.`, not starting with `.`).
+
+    Raises:
+      ValueError: names the run id and the rule.
+    """
+    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
+        raise ValueError(
+            f"--run-id {run_id!r}: a run id is a plain name of letters, digits and -_. "
+            "(starting with a letter or digit), so the run stays inside <workdir>/runs/"
+        )
+    return run_id
 
 
 def resolve_raw_dir(config: Config, workdir: pathlib.Path) -> pathlib.Path:
@@ -76,6 +104,8 @@ def run(
     Raises:
       StepFailedError: a step failed; its status is `failed` in the manifest.
     """
+    if run_id is not None:
+        check_run_id(run_id)
     workdir = pathlib.Path(config.runner.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     with workdir_lock(workdir, wait_s=lock_wait_s):
@@ -85,6 +115,9 @@ def run(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(dump_yaml(config))
         doc = manifest.read(run_dir / manifest.MANIFEST)
+        # The run's wall clock, read once here and kept for the run's reruns, so a resumed
+        # run validates against the same time-sanity window (`data.max_ts` default).
+        doc.setdefault("wall_clock_ms", int(time.time() * 1000))
         doc.update(
             run_id=run_dir.name,
             config_sha256=config.sha256(),
@@ -95,20 +128,32 @@ def run(
             },
         )
         doc.setdefault("steps", {})
-        ctx = RunContext(config, workdir, run_dir, raw_dir, results={}, force_push=force_push)
+        ctx = RunContext(
+            config,
+            workdir,
+            run_dir,
+            raw_dir,
+            results={},
+            force_push=force_push,
+            now_ms=doc["wall_clock_ms"],
+        )
         redo = _steps_to_redo(force, from_step)
         selected = set(only) if only else set(STEP_NAMES)
         ctx.validate_with_preprocess = _one_beam_job(ctx, doc, selected, redo, input_fp)
-        try:
-            for step in STEPS:
-                if step.name in selected:
-                    _run_step(step, ctx, doc, redo=step.name in redo, input_fp=input_fp)
-                else:
-                    _load_result(step, ctx, doc)
-        finally:
+
+        def save() -> None:
             _summarise(doc, ctx)
             manifest.write_json(run_dir / manifest.MANIFEST, doc)
             manifest.write_json(workdir / manifest.MANIFEST, doc)
+
+        try:
+            for step in STEPS:
+                if step.name in selected:
+                    _run_step(step, ctx, doc, redo=step.name in redo, input_fp=input_fp, save=save)
+                else:
+                    _load_result(step, ctx, doc)
+        finally:
+            save()
         return doc
 
 
@@ -140,9 +185,21 @@ def _fingerprint(
 
 def _is_done(previous: dict[str, Any], fp: str, redo: bool) -> bool:
     """Whether a step's earlier outcome stands: finished with the same fingerprint."""
-    return (
-        not redo and previous.get("status") in ("done", "skipped") and previous["fingerprint"] == fp
-    )
+    return not redo and previous.get("status") in FINISHED and previous.get("fingerprint") == fp
+
+
+def _stands(step: Step, ctx: RunContext, previous: dict[str, Any], fp: str, redo: bool) -> bool:
+    """`_is_done`, and the step's outputs on disk prove it finished."""
+    return _is_done(previous, fp, redo) and step.completed(ctx, previous.get("result", {}))
+
+
+def _downstream(name: str) -> list[str]:
+    """The steps that read `name`'s outputs, directly or through other steps."""
+    reached = {name}
+    for s in STEPS:
+        if set(s.upstream) & reached:
+            reached.add(s.name)
+    return [s.name for s in STEPS if s.name in reached and s.name != name]
 
 
 def _one_beam_job(
@@ -157,39 +214,62 @@ def _one_beam_job(
     preprocess_fp = _fingerprint(
         by_name["preprocess"], ctx, doc, input_fp, upstream_fps={"validate": validate_fp}
     )
+    by_name = {s.name: s for s in STEPS}
     return not any(
-        _is_done(doc["steps"].get(name, {}), fp, name in redo)
+        _stands(by_name[name], ctx, doc["steps"].get(name, {}), fp, name in redo)
         for name, fp in zip(ONE_BEAM_JOB, (validate_fp, preprocess_fp), strict=True)
     )
 
 
 def _run_step(
-    step: Step, ctx: RunContext, doc: dict[str, Any], *, redo: bool, input_fp: str
+    step: Step,
+    ctx: RunContext,
+    doc: dict[str, Any],
+    *,
+    redo: bool,
+    input_fp: str,
+    save: Callable[[], None],
 ) -> None:
     fp = _fingerprint(step, ctx, doc, input_fp)
     previous = doc["steps"].get(step.name, {})
-    if _is_done(previous, fp, redo):
+    if _stands(step, ctx, previous, fp, redo):
         previous["status"] = "skipped"
         ctx.results[step.name] = previous.get("result", {})
         log.event(f"step {step.name}: skipped (inputs and config unchanged)", step=step.name)
         return
+    if _is_done(previous, fp, redo):
+        log.event(
+            f"step {step.name}: recorded done but its outputs are missing; redoing it",
+            step=step.name,
+        )
     prepared = step.name in ctx.prepared
-    if not prepared and (previous.get("fingerprint") != fp or redo):
-        # A changed step must not resume from checkpoints written for other inputs.
+    resumes = step.resumable and previous.get("fingerprint") == fp and not redo
+    if not prepared and not resumes:
+        # A changed step must not resume from checkpoints written for other inputs, and a
+        # step that cannot resume must not find half of an earlier attempt's outputs.
         shutil.rmtree(ctx.step_dir(step.name), ignore_errors=True)
-    log.event(f"step {step.name}: started", step=step.name)
     started = time.monotonic()
-    entry: dict[str, Any] = {"fingerprint": fp, "started": _now()}
+    entry: dict[str, Any] = {"fingerprint": fp, "started": _now(), "status": "running"}
     if ctx.validate_with_preprocess and step.name in ONE_BEAM_JOB:
         # Schedulers reading step timings: the first step's seconds cover the whole job.
         entry["beam_job"] = list(ONE_BEAM_JOB)
     doc["steps"][step.name] = entry
+    for later in _downstream(step.name):
+        if doc["steps"].get(later, {}).get("status") in FINISHED:
+            doc["steps"][later]["status"] = "stale"
+    save()
+    log.event(f"step {step.name}: started", step=step.name)
     try:
         result = step.action(ctx)
     except BaseException as e:
-        entry.update(status="failed", seconds=round(time.monotonic() - started, 3), error=str(e))
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        entry.update(status=status, seconds=round(time.monotonic() - started, 3), error=str(e))
+        if isinstance(e, KeyboardInterrupt):
+            log.event(f"step {step.name}: interrupted", step=step.name)
+            raise
         raise StepFailedError(f"step {step.name} failed in {ctx.run_dir}: {e}") from e
     entry.update(status="done", seconds=round(time.monotonic() - started, 3), result=result)
+    save()
     ctx.results[step.name] = result
     numbers = {k: v for k, v in result.items() if isinstance(v, int | float) and k != "split_ts"}
     log.event(f"step {step.name}: done", step=step.name, seconds=entry["seconds"], **numbers)
@@ -197,7 +277,7 @@ def _run_step(
 
 def _load_result(step: Step, ctx: RunContext, doc: dict[str, Any]) -> None:
     previous = doc["steps"].get(step.name, {})
-    if previous.get("status") in ("done", "skipped"):
+    if previous.get("status") in FINISHED:
         ctx.results[step.name] = previous.get("result", {})
 
 

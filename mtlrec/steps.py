@@ -3,6 +3,8 @@
 A step's fingerprint hashes its name, the configuration keys it reads and its upstream
 steps' fingerprints (validate also hashes the raw input files), so a rerun with unchanged
 inputs and configuration skips it, and a change reruns exactly the steps it reaches.
+Each step also names the outputs that prove it finished (`Step.completed`: the file it
+writes last), so a manifest entry alone never makes a step look done.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from mtlrec import fingerprint
 from mtlrec.config import Config
 from mtlrec.deploy.export import export_all
+from mtlrec.deploy.versioning import list_versions
 from mtlrec.evaluation.bless import decide, push, record_blessed
 from mtlrec.evaluation.evaluate import run_evaluate
 from mtlrec.manifest import STEP_NAMES
@@ -39,6 +43,8 @@ class RunContext:
     """Run validate and preprocess as one Beam job (both are due, and the data is events)."""
     prepared: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     """Results of steps an earlier step's job already computed, by step name."""
+    now_ms: int | None = None
+    """The run's wall clock (ms), read once by the driver (time sanity in validate)."""
 
     def step_dir(self, name: str) -> pathlib.Path:
         return self.run_dir / name
@@ -49,19 +55,49 @@ class RunContext:
         return pathlib.Path(root) if root else self.workdir / "serving"
 
 
+def _always(ctx: RunContext, result: dict[str, Any]) -> bool:
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Step:
     name: str
     config_keys: tuple[str, ...]
     upstream: tuple[str, ...]
     action: Callable[[RunContext], dict[str, Any]]
+    completed: Callable[[RunContext, dict[str, Any]], bool] = _always
+    """Whether the outputs of a finished attempt (its recorded `result`) are on disk."""
+    resumable: bool = False
+    """A killed attempt's directory is kept for the next one (train: its checkpoints)."""
+
+
+def _files_exist(*relative: str) -> Callable[[RunContext, dict[str, Any]], bool]:
+    def completed(ctx: RunContext, result: dict[str, Any]) -> bool:
+        return all((ctx.run_dir / r).is_file() for r in relative)
+
+    return completed
+
+
+def _dirs_exist(key: str) -> Callable[[RunContext, dict[str, Any]], bool]:
+    """Every directory the result lists under `key` (model name -> path) exists, non-empty."""
+
+    def completed(ctx: RunContext, result: dict[str, Any]) -> bool:
+        dirs = [pathlib.Path(p) for p in result.get(key, {}).values()]
+        return all(d.is_dir() and any(d.iterdir()) for d in dirs)
+
+    return completed
 
 
 def _validate(ctx: RunContext) -> dict[str, Any]:
     if not ctx.validate_with_preprocess:
-        return run_validate(ctx.config.job_config(), ctx.raw_dir, ctx.step_dir("validate"))
+        return run_validate(
+            ctx.config.job_config(ctx.now_ms), ctx.raw_dir, ctx.step_dir("validate")
+        )
     validated, ctx.prepared["preprocess"] = run_validate_and_preprocess(
-        ctx.config.job_config(), ctx.raw_dir, ctx.step_dir("validate"), ctx.step_dir("preprocess")
+        ctx.config.job_config(ctx.now_ms),
+        ctx.raw_dir,
+        ctx.step_dir("validate"),
+        ctx.step_dir("preprocess"),
     )
     return validated
 
@@ -69,7 +105,9 @@ def _validate(ctx: RunContext) -> dict[str, Any]:
 def _preprocess(ctx: RunContext) -> dict[str, Any]:
     validate_dir = ctx.step_dir("validate")
     if "preprocess" not in ctx.prepared:
-        return run_preprocess(ctx.config.job_config(), validate_dir, ctx.step_dir("preprocess"))
+        return run_preprocess(
+            ctx.config.job_config(ctx.now_ms), validate_dir, ctx.step_dir("preprocess")
+        )
     counts = ctx.prepared.pop("preprocess")
     check_preprocessed(ctx.config.data, ctx.results["validate"], counts, validate_dir)
     return counts
@@ -108,10 +146,30 @@ def _export(ctx: RunContext) -> dict[str, Any]:
     return {"candidates": versions}
 
 
+def already_served(candidate: pathlib.Path, model_dir: pathlib.Path) -> pathlib.Path | None:
+    """The served version of `model_dir` with `candidate`'s exact files, if it is the latest.
+
+    A push killed after publishing (before the manifest said done) is not repeated: the rerun
+    finds its version and records it instead of publishing the same model again.
+    """
+    versions = list_versions(model_dir)
+    if not versions:
+        return None
+    latest = model_dir / str(versions[-1])
+    return latest if fingerprint.of_files(latest) == fingerprint.of_files(candidate) else None
+
+
 def _push(ctx: RunContext) -> dict[str, Any]:
     blessed = bool(ctx.results["bless"]["blessed"])
     candidates = {k: pathlib.Path(v) for k, v in ctx.results["export"]["candidates"].items()}
-    pushed = push(candidates, ctx.serving_root, blessed=blessed, force=ctx.force_push)
+    served = {}
+    if blessed or ctx.force_push:
+        for name, src in candidates.items():
+            found = already_served(src, ctx.serving_root / name)
+            if found is not None:
+                served[name] = str(found)
+    due = {name: src for name, src in candidates.items() if name not in served}
+    pushed = served | push(due, ctx.serving_root, blessed=blessed, force=ctx.force_push)
     if blessed:
         record_blessed(ctx.workdir, ctx.results["evaluate"], ctx.run_dir.name)
     return {"pushed": pushed, "blessed": blessed, "forced": ctx.force_push and not blessed}
@@ -132,16 +190,51 @@ _PREPROCESS_KEYS = (
 STEPS: tuple[Step, ...] = (
     Step(
         "validate",
-        ("data.start", "data.end", "data.max_bad_fraction", "data.interactions"),
+        (
+            "data.start",
+            "data.end",
+            "data.min_ts",
+            "data.max_ts",
+            "data.future_tolerance_s",
+            "data.partition_tolerance_s",
+            "data.max_bad_fraction",
+            "data.interactions",
+        ),
         (),
         _validate,
+        completed=_files_exist("validate/counts.json"),
     ),
-    Step("preprocess", _PREPROCESS_KEYS, ("validate",), _preprocess),
-    Step("train", ("features", "tasks", "model", "training"), ("preprocess",), _train),
-    Step("evaluate", ("evaluation", "tasks"), ("train",), _evaluate),
+    Step(
+        "preprocess",
+        _PREPROCESS_KEYS,
+        ("validate",),
+        _preprocess,
+        completed=_files_exist("preprocess/counts.json"),
+    ),
+    Step(
+        "train",
+        ("features", "tasks", "model", "training"),
+        ("preprocess",),
+        _train,
+        completed=_files_exist("train/model/model_spec.json", "train/summary.json"),
+        resumable=True,
+    ),
+    Step(
+        "evaluate",
+        ("evaluation", "tasks"),
+        ("train",),
+        _evaluate,
+        completed=_files_exist("evaluate/metrics.json"),
+    ),
     Step("bless", ("evaluation",), ("evaluate",), _bless),
-    Step("export", ("export", "features", "tasks"), ("train",), _export),
-    Step("push", ("export",), ("bless", "export"), _push),
+    Step(
+        "export",
+        ("export", "features", "tasks"),
+        ("train",),
+        _export,
+        completed=_dirs_exist("candidates"),
+    ),
+    Step("push", ("export",), ("bless", "export"), _push, completed=_dirs_exist("pushed")),
 )
 
 

@@ -41,6 +41,17 @@ class DataConfig(ConfigSection):
     """First date (YYYY-MM-DD, UTC) of the run's window; rows before it are out_of_range."""
     end: str | None = None
     """Last date (YYYY-MM-DD, UTC, inclusive) of the run's window; rows after it are out_of_range."""
+    min_ts: int | None = None
+    """Earliest plausible event time (ms, inclusive); earlier rows are out_of_range.
+    null = 365 days before the earliest `dt=` partition read (no bound without partitions)."""
+    max_ts: int | None = None
+    """Latest plausible event time (ms, inclusive); later rows are out_of_range.
+    null = the run's wall clock (read once by the driver) + future_tolerance_s."""
+    future_tolerance_s: int = pydantic.Field(default=86400, ge=0)
+    """How far past the run's wall clock an event may lie when max_ts is null."""
+    partition_tolerance_s: int | None = pydantic.Field(default=86400, ge=0)
+    """A row under a `dt=` partition whose ts is more than this from the partition's day is
+    out_of_range; null = no check."""
     split_ts: str | int | None = None
     """Train/eval boundary (ISO-8601 or ms); null = the last eval_fraction of the time range."""
     eval_fraction: float = pydantic.Field(default=0.2, gt=0.0, lt=1.0)
@@ -74,3 +85,6 @@ class JobConfig:
     """Label columns the configured tasks train on."""
     beam_args: tuple[str, ...]
     """Beam pipeline options, passed unchanged."""
+    now_ms: int | None = None
+    """The run's wall clock (ms), read once by the driver: the default `data.max_ts` bound.
+    Workers never read the clock."""

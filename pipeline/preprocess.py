@@ -113,8 +113,9 @@ def _finish_validate(config: JobConfig, step_dir: pathlib.Path, primary: str) ->
     return counts
 
 
-def _window(config: JobConfig):
-    return Window.from_dates(config.data.start, config.data.end)
+def _window(config: JobConfig, sources: dict[str, Any]) -> Window:
+    dates = [f.dt for source in sources.values() for f in source.files if f.dt is not None]
+    return Window.for_run(config.data, config.now_ms, dates)
 
 
 def run_validate(
@@ -133,7 +134,9 @@ def run_validate(
     raw_dir, step_dir = pathlib.Path(raw_dir), pathlib.Path(step_dir)
     sources, primary = _start_validate(config, raw_dir, step_dir)
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
-        build_validate_pipeline(p, sources, step_dir, _window(config), _validate_buckets(sources))
+        build_validate_pipeline(
+            p, sources, step_dir, _window(config, sources), _validate_buckets(sources)
+        )
     return _finish_validate(config, step_dir, primary)
 
 
@@ -244,7 +247,7 @@ def run_validate_and_preprocess(
         beam.Pipeline(options=pipeline_options(config, beam_args)) as p,
     ):
         validated = p | "Validate" >> _Scoped(
-            build_validate_pipeline, sources, validate_dir, _window(config), buckets
+            build_validate_pipeline, sources, validate_dir, _window(config, sources), buckets
         )
         settings = _preprocess_settings(config, buckets)
         _ = p | "Preprocess" >> _Scoped(

@@ -92,3 +92,56 @@ def test_kubernetes_probe_and_service_target_the_served_models():
     assert "/models" in mounted
     assert service["spec"]["selector"] == pod["metadata"]["labels"]
     assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
+
+
+def _deployment_container() -> tuple[dict, dict]:
+    deployment = yaml.safe_load((SERVING / "k8s" / "deployment.yaml").read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    return pod, pod["containers"][0]
+
+
+def test_the_k8s_deployment_runs_unprivileged_on_a_read_only_root():
+    pod, container = _deployment_container()
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 1000
+    context = container["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 1000
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in context["capabilities"]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["models"]["readOnly"] is True and mounts["config"]["readOnly"] is True
+    # The only writable place is a size-limited /tmp.
+    assert mounts["tmp"]["mountPath"] == "/tmp"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "sizeLimit" in volumes["tmp"]["emptyDir"]
+
+
+def test_the_k8s_deployment_has_resource_limits_and_probes_on_the_model_status():
+    _, container = _deployment_container()
+    limits = container["resources"]["limits"]
+    assert set(limits) == {"cpu", "memory"}
+    names = set(model_names(ExportConfig().model_prefix).values())
+    for probe in ("readinessProbe", "livenessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        assert path.removeprefix("/v1/models/") in names, probe
+
+
+def test_docker_compose_runs_as_non_root_with_limits_and_a_model_status_healthcheck():
+    compose = yaml.safe_load((SERVING / "docker-compose.yml").read_text())
+    service = compose["services"]["tfserving"]
+    assert service["user"] == "1000:1000"
+    assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in service["security_opt"]
+    assert float(service["cpus"]) == _batching()["num_batch_threads"]
+    assert service["mem_limit"] == "4g"
+    check = service["healthcheck"]
+    command = " ".join(check["test"])
+    names = model_names(ExportConfig().model_prefix).values()
+    assert any(f"GET /v1/models/{name} " in command for name in names)
+    assert "AVAILABLE" in command and "8501" in command
+    assert {"interval", "timeout", "retries", "start_period"} <= set(check)
+    volumes = service["volumes"]
+    assert all(v.endswith(":ro") for v in volumes)

@@ -28,9 +28,9 @@ SMALL = [
     "--set", "training.batch_size=256",
     "--set", "evaluation.baselines=[popularity]",
     "--set", "evaluation.min_metrics={}",
-    "--runner=FnApiRunner",
-    "--direct_running_mode=in_memory",
-    "--direct_num_workers=1",
+    "--beam-arg=--runner=FnApiRunner",
+    "--beam-arg=--direct_running_mode=in_memory",
+    "--beam-arg=--direct_num_workers=1",
 ]  # fmt: skip
 
 

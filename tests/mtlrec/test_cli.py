@@ -1,5 +1,7 @@
 """The mtlrec command line: help, one-line errors, exit codes."""
 
+import os
+import pathlib
 import subprocess
 import sys
 
@@ -37,7 +39,11 @@ def test_missing_raw_dir_is_one_line_and_exit_1(tmp_path, capsys):
     code = main(["run", "--data", str(tmp_path / "absent"), "--workdir", str(tmp_path / "w")])
     assert code == 1
     err = capsys.readouterr().err
-    assert err == f"mtlrec: error: data.raw_dir: no such directory: {tmp_path / 'absent'}\n"
+    assert err.startswith(f"mtlrec: error: data.raw_dir: no such directory: {tmp_path / 'absent'}")
+    assert err.count("\n") == 1
+    log_path = pathlib.Path(err.split("(traceback: ")[1].rstrip(")\n"))
+    assert log_path.parent == tmp_path / "w" / "logs"
+    assert "Traceback (most recent call last)" in log_path.read_text()
 
 
 def test_config_show_prints_overrides(capsys):
@@ -105,3 +111,152 @@ def test_the_console_drops_native_log_lines_of_the_process_and_its_children(tmp_
         "I0000 00:00:1796624003.954680    3540 po",
         "E0000 00:00:1796624015.461187    3573 cu",
     ]
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+def _tree(root: pathlib.Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("run_id", ["../x", "/abs/path", "..", ".", "a/b"])
+def test_a_run_id_that_is_not_a_plain_name_is_one_line_and_writes_nothing(
+    tmp_path, capsys, monkeypatch, run_id
+):
+    monkeypatch.chdir(tmp_path)
+    before = _tree(tmp_path)
+    code = main(["run", "--workdir", str(tmp_path / "w"), "--run-id", run_id])
+    assert code == 2
+    assert "a run id is a plain name" in _one_line(capsys)
+    assert _tree(tmp_path) == before
+    assert not pathlib.Path("/abs/path").exists()
+
+
+def test_a_mistyped_option_names_the_closest_valid_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--worrkdir", str(tmp_path / "w")])
+    assert e.value.code == 2
+    assert (
+        _one_line(capsys)
+        == "mtlrec run: error: unknown option --worrkdir; did you mean --workdir?\n"
+    )
+    with pytest.raises(SystemExit):
+        main(["run", "--froce"])
+    assert "did you mean --force?" in _one_line(capsys)
+    assert _tree(tmp_path) == set()
+
+
+def test_a_step_command_rejects_the_options_it_does_not_take(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--from", "train"])
+    assert e.value.code == 2
+    assert _one_line(capsys).startswith("mtlrec train: error: unknown option --from")
+    with pytest.raises(SystemExit):
+        main(["train", "--force-push"])
+    assert "unknown option --force-push" in _one_line(capsys)
+    with pytest.raises(SystemExit):
+        main(["generate", "--out", "x", "--", "--runner=DirectRunner"])
+    assert "takes no Apache Beam options" in _one_line(capsys)
+
+
+def test_beam_options_pass_only_after_dashes_or_in_beam_arg_and_are_checked(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--runner=DataflowRunner"])
+    assert "Apache Beam options go after -- or in --beam-arg" in _one_line(capsys)
+    assert main(["validate", "--", "--runer=DataflowRunner"]) == 2
+    assert _one_line(capsys) == (
+        "mtlrec: config error: unknown Apache Beam option --runer=DataflowRunner; "
+        "did you mean --runner?\n"
+    )
+    assert main(["validate", "--beam-arg=--direct_num_workerz=2"]) == 2
+    assert "did you mean --direct_num_workers?" in _one_line(capsys)
+
+
+def test_beam_options_after_dashes_reach_the_config(monkeypatch):
+    from mtlrec import cli
+
+    seen = {}
+
+    def fake_run(args, beam_args):
+        seen["config"] = cli._config(args, beam_args)
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_run", fake_run)
+    assert main(["run", "--beam-arg=--direct_num_workers=3", "--", "--project=p"]) == 0
+    assert seen["config"].runner.beam_args[-2:] == ("--direct_num_workers=3", "--project=p")
+
+
+def _read_only_command(workdir: pathlib.Path, command: list[str]) -> list[str]:
+    """`command` with `workdir` read-only: a read-only bind mount in a private mount
+    namespace when running as root (root ignores permission bits), else chmod 555."""
+    if os.geteuid() != 0:
+        os.chmod(workdir, 0o555)
+        return command
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount --bind {workdir} {workdir}"], capture_output=True
+    )
+    if probe.returncode != 0:
+        pytest.skip("root without mount namespaces: cannot make a read-only workdir")
+    mount = f"mount --bind {workdir} {workdir} && mount -o remount,ro,bind {workdir} {workdir}"
+    return ["unshare", "-m", "sh", "-c", f'{mount} && exec "$@"', "sh", *command]
+
+
+def test_a_read_only_workdir_is_one_line_naming_the_path_and_cause(tmp_path):
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    command = [sys.executable, "-m", "mtlrec", "validate", "--workdir", str(workdir)]
+    try:
+        result = subprocess.run(
+            _read_only_command(workdir, command),
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+    finally:
+        os.chmod(workdir, 0o755)
+    assert result.returncode == 1, result.stderr
+    # TensorFlow's native start-up notices (absl, oneDNN) may precede mtlrec's own output.
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mtlrec")]
+    assert len(lines) == 1, result.stderr
+    assert result.stderr.rstrip().endswith(lines[0])
+    assert lines[0].startswith(f"mtlrec: error: {workdir}/"), lines[0]
+    assert ("Read-only file system" in lines[0]) or ("Permission denied" in lines[0])
+    assert "(traceback not saved: " in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w"]
+    assert list(workdir.iterdir()) == []
+
+
+def test_the_cli_and_the_run_share_the_run_id_rule():
+    from mtlrec import cli, run
+
+    assert cli.RUN_ID.pattern == run.RUN_ID.pattern
+
+
+def test_disk_full_under_a_step_is_one_line_naming_the_path_and_the_log(
+    tmp_path, capsys, monkeypatch
+):
+    from mtlrec import cli
+
+    def full(args, beam_args):
+        try:
+            raise OSError(28, "No space left on device", str(tmp_path / "w" / "runs" / "r" / "x"))
+        except OSError as e:
+            raise RuntimeError(f"step train failed in {tmp_path / 'w' / 'runs' / 'r'}: {e}") from e
+
+    monkeypatch.setattr(cli, "_cmd_run", full)
+    assert main(["run", "--workdir", str(tmp_path / "w")]) == 1
+    err = _one_line(capsys)
+    assert err.startswith(
+        f"mtlrec: error: step train failed in {tmp_path / 'w' / 'runs' / 'r'}: "
+        f"{tmp_path / 'w' / 'runs' / 'r' / 'x'}: No space left on device (traceback: "
+        f"{tmp_path / 'w' / 'logs' / 'error-'}"
+    )
+    log_file = pathlib.Path(err.split("(traceback: ")[1].rstrip(")\n"))
+    assert "OSError: [Errno 28] No space left on device" in log_file.read_text()

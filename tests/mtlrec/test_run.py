@@ -21,6 +21,8 @@ from mtlrec.manifest import STEP_NAMES
 def recorded(monkeypatch):
     calls: list[str] = []
     failing: set[str] = set()
+    interrupting.clear()
+    seen_manifests.clear()
 
     def recorder(name):
         def action(ctx):
@@ -29,8 +31,14 @@ def recorded(monkeypatch):
             marker = ctx.step_dir(name) / "attempts"
             attempts = int(marker.read_text()) + 1 if marker.exists() else 1
             marker.write_text(str(attempts))
+            seen_manifests.append(json.loads((ctx.run_dir / "manifest.json").read_text()))
             if name in failing:
                 raise RuntimeError(f"injected failure in {name}")
+            if name in interrupting:
+                raise KeyboardInterrupt
+            for proof in PROOFS.get(name, ()):
+                (ctx.run_dir / proof).parent.mkdir(parents=True, exist_ok=True)
+                (ctx.run_dir / proof).write_text("{}")
             results = {
                 "validate": {"events_read": 10, "duplicates": 0, "rejected": {}},
                 "evaluate": {"click": {"auc": 0.7}},
@@ -61,6 +69,16 @@ def _config(tmp_path, raw_dir, *overrides):
     )
 
 
+interrupting: set[str] = set()
+"""Steps whose action raises KeyboardInterrupt (what SIGTERM and Ctrl-C raise)."""
+seen_manifests: list[dict] = []
+"""The run manifest on disk as each action started."""
+PROOFS = {
+    "validate": ["validate/counts.json"],
+    "preprocess": ["preprocess/counts.json"],
+    "train": ["train/model/model_spec.json", "train/summary.json"],
+    "evaluate": ["evaluate/metrics.json"],
+}
 ALL = ["validate", "preprocess", "train", "evaluate", "bless", "export", "push"]
 
 
@@ -183,3 +201,123 @@ def test_the_steps_run_in_the_order_the_manifest_records():
     assert tuple(s.name for s in steps_module.STEPS) == STEP_NAMES
     for position, s in enumerate(steps_module.STEPS):
         assert set(s.upstream) <= set(STEP_NAMES[:position]), s.name
+
+
+def _on_disk(tmp_path):
+    return json.loads((tmp_path / "w" / "manifest.json").read_text())
+
+
+def test_the_manifest_on_disk_says_running_while_a_step_runs(tmp_path, raw_dir, recorded):
+    run_module.run(_config(tmp_path, raw_dir))
+    statuses = [
+        {name: step.get("status") for name, step in m["steps"].items()} for m in seen_manifests
+    ]
+    assert statuses[2] == {"validate": "done", "preprocess": "done", "train": "running"}
+    assert [m["steps"][name]["status"] for m, name in zip(seen_manifests, ALL, strict=True)] == [
+        "running"
+    ] * 7
+
+
+def test_an_interrupted_step_is_recorded_and_resumes_in_its_own_directory(
+    tmp_path, raw_dir, recorded
+):
+    calls, _ = recorded
+    interrupting.add("train")
+    with pytest.raises(KeyboardInterrupt):
+        run_module.run(_config(tmp_path, raw_dir))
+    steps = _on_disk(tmp_path)["steps"]
+    assert {n: s["status"] for n, s in steps.items()} == {
+        "validate": "done",
+        "preprocess": "done",
+        "train": "interrupted",
+    }
+    interrupting.clear()
+    calls.clear()
+    doc = run_module.run(_config(tmp_path, raw_dir))
+    assert calls == ["train", "evaluate", "bless", "export", "push"]
+    assert doc["steps"]["train"]["result"] == {"attempts": 2}  # the directory was kept
+    assert doc["steps"]["validate"]["status"] == "skipped"
+
+
+def test_a_step_that_cannot_resume_starts_from_an_empty_directory(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    interrupting.add("validate")
+    with pytest.raises(KeyboardInterrupt):
+        run_module.run(_config(tmp_path, raw_dir))
+    interrupting.clear()
+    doc = run_module.run(_config(tmp_path, raw_dir))
+    assert (
+        json.loads((tmp_path / "w" / "runs" / doc["run_id"] / "validate" / "attempts").read_text())
+        == 1
+    )
+
+
+def test_a_step_recorded_done_whose_outputs_are_gone_is_redone(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    first = run_module.run(_config(tmp_path, raw_dir))
+    (tmp_path / "w" / "runs" / first["run_id"] / "train" / "model" / "model_spec.json").unlink()
+    calls.clear()
+    run_module.run(_config(tmp_path, raw_dir))
+    assert calls == ["train", "evaluate", "bless", "export", "push"]
+
+
+def test_a_killed_force_redo_leaves_no_later_step_looking_done(tmp_path, raw_dir, recorded):
+    calls, _ = recorded
+    run_module.run(_config(tmp_path, raw_dir))
+    interrupting.add("train")
+    with pytest.raises(KeyboardInterrupt):
+        run_module.run(_config(tmp_path, raw_dir), force=True)
+    steps = _on_disk(tmp_path)["steps"]
+    assert {n: s["status"] for n, s in steps.items()} == {
+        "validate": "done",
+        "preprocess": "done",
+        "train": "interrupted",
+        "evaluate": "stale",
+        "bless": "stale",
+        "export": "stale",
+        "push": "stale",
+    }
+    interrupting.clear()
+    calls.clear()
+    doc = run_module.run(_config(tmp_path, raw_dir))
+    assert calls == ["train", "evaluate", "bless", "export", "push"]
+    assert {s["status"] for s in doc["steps"].values()} == {"done", "skipped"}
+
+
+@pytest.mark.parametrize("bad", ["../x", "/abs/path", ".", "..", ".hidden", "a/b", ""])
+def test_a_run_id_must_be_a_plain_name(tmp_path, raw_dir, recorded, bad):
+    calls, _ = recorded
+    with pytest.raises(ValueError, match="a run id is a plain name"):
+        run_module.run(_config(tmp_path, raw_dir), run_id=bad)
+    assert calls == []
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_run_id_may_use_letters_digits_and_dashes_dots_underscores(tmp_path, raw_dir, recorded):
+    doc = run_module.run(_config(tmp_path, raw_dir), run_id="2026-12-07_nightly.1")
+    assert (tmp_path / "w" / "runs" / "2026-12-07_nightly.1" / "manifest.json").is_file()
+    assert doc["run_id"] == "2026-12-07_nightly.1"
+
+
+def test_the_wall_clock_is_read_once_per_run_and_kept_for_its_reruns(tmp_path, raw_dir, recorded):
+    first = run_module.run(_config(tmp_path, raw_dir))
+    interrupting.add("train")
+    with pytest.raises(KeyboardInterrupt):
+        run_module.run(_config(tmp_path, raw_dir), from_step="train")
+    interrupting.clear()
+    again = run_module.run(_config(tmp_path, raw_dir))
+    assert again["wall_clock_ms"] == first["wall_clock_ms"]
+
+
+def test_a_push_killed_after_publishing_is_not_published_again(tmp_path):
+    candidate = tmp_path / "export" / "ranker" / "1"
+    candidate.mkdir(parents=True)
+    (candidate / "saved_model.pb").write_bytes(b"model-a")
+    served = tmp_path / "serving" / "ranker"
+    assert steps_module.already_served(candidate, served) is None
+    (served / "3").mkdir(parents=True)
+    (served / "3" / "saved_model.pb").write_bytes(b"model-a")
+    assert steps_module.already_served(candidate, served) == served / "3"
+    (served / "4").mkdir()
+    (served / "4" / "saved_model.pb").write_bytes(b"model-b")
+    assert steps_module.already_served(candidate, served) is None

@@ -226,3 +226,105 @@ def test_too_many_bad_side_table_rows_stop_the_job_naming_the_table(tmp_path):
     assert "fraction 0.6667" in message and "data.max_bad_fraction=0.01" in message
     counts = json.loads((tmp_path / "validate" / "counts.json").read_text())
     assert (counts["users_read"], counts["users_rejected"]) == (3, 2)
+
+
+# Time sanity: the run's clock is 2024-01-10 00:00 UTC; the files are under dt=2024-01-02.
+NOW = JAN2 + 8 * DAY
+PARTITION = "raw/events/dt=2024-01-02/part-0.csv"
+ERA = "ts is outside data.min_ts..data.max_ts"
+AWAY = "ts is more than data.partition_tolerance_s from its dt= partition's day"
+
+
+def _event(event_id: str, ts: int, row: int, file: str = PARTITION) -> tuple:
+    return ((event_id, str(ts), "u1", "i1", "purchase", None, None, None, None, None), file, row)
+
+
+def _sanity_window(**data) -> Window:
+    return Window.for_run(Config(data=data).data, NOW, ["2024-01-02", "2024-01-05"])
+
+
+def test_the_default_era_and_partition_rules_reject_clock_skewed_rows_with_exact_counts():
+    rows = [
+        _event("ok-start", JAN2, 0),
+        _event("ok-late-same-day", JAN2 + DAY - 1, 1),
+        _event("ok-within-tolerance", JAN2 - DAY, 2),  # 1 day before its partition: allowed
+        _event("ok-next-day", JAN2 + 2 * DAY - 1, 3),
+        _event("away-early", JAN2 - DAY - 1, 4),  # inside the era, too far from dt=
+        _event("away-late", JAN2 + 2 * DAY, 5),
+        _event("future", NOW + 400 * DAY, 6),  # hundreds of days in the future
+        _event("epoch", 1, 7),  # ts=1
+        _event("1913", -1_797_897_600_000, 8),
+        # Outside any dt= partition only the era applies.
+        _event("flat-ok", JAN2 + 5 * DAY, 9, file="raw/events.csv"),
+        _event("flat-future", NOW + DAY + 1, 10, file="raw/events.csv"),
+        _event("flat-edge", NOW + DAY, 11, file="raw/events.csv"),
+    ]
+    window = _sanity_window()
+    assert window.max_ts == NOW + DAY
+    assert window.min_ts == JAN2 - 365 * DAY
+    with TestPipeline(argv=IN_PROCESS) as p:
+        checked = p | beam.Create([_batch(rows)]) | ValidateRows(schema.EVENTS, window)
+        assert_that(
+            checked.rejected | beam.Map(lambda r: (r["event_id"], r["reason"], r["detail"])),
+            equal_to(
+                [
+                    ("away-early", "out_of_range", AWAY),
+                    ("away-late", "out_of_range", AWAY),
+                    ("future", "out_of_range", ERA),
+                    ("epoch", "out_of_range", ERA),
+                    ("1913", "out_of_range", ERA),
+                    ("flat-future", "out_of_range", ERA),
+                ]
+            ),
+            label="DeadLetter",
+        )
+        assert_that(
+            checked.accepted | beam.FlatMap(lambda b: b.column("event_id").to_pylist()),
+            equal_to(
+                [
+                    "ok-start",
+                    "ok-late-same-day",
+                    "ok-within-tolerance",
+                    "ok-next-day",
+                    "flat-ok",
+                    "flat-edge",
+                ]
+            ),
+            label="Accepted",
+        )
+        rejected = dict.fromkeys(schema.REJECT_REASONS, 0) | {"out_of_range": 6}
+        assert_that(
+            checked.counts,
+            equal_to([{"events": {"read": 12, "rejected": rejected}}]),
+            label="Counts",
+        )
+
+
+def test_explicit_bounds_and_tolerances_replace_the_defaults():
+    window = _sanity_window(
+        min_ts=JAN2, max_ts=JAN2 + DAY, partition_tolerance_s=3600, future_tolerance_s=0
+    )
+    assert (window.min_ts, window.max_ts, window.partition_tolerance_ms) == (
+        JAN2,
+        JAN2 + DAY,
+        3_600_000,
+    )
+    rows = [
+        _event("first", JAN2, 0),
+        _event("before-min", JAN2 - 1, 1),
+        _event("last", JAN2 + DAY, 2),  # max_ts is inclusive, and within an hour of the day
+        _event("after-max", JAN2 + DAY + 1, 3),
+    ]
+    with TestPipeline(argv=IN_PROCESS) as p:
+        checked = p | beam.Create([_batch(rows)]) | ValidateRows(schema.EVENTS, window)
+        assert_that(
+            checked.rejected | beam.Map(lambda r: (r["event_id"], r["detail"])),
+            equal_to([("before-min", ERA), ("after-max", ERA)]),
+        )
+
+
+def test_without_partitions_or_a_clock_there_is_no_era_bound():
+    window = Window.for_run(Config().data, None, [])
+    assert (window.min_ts, window.max_ts) == (None, None)
+    off = Window.for_run(Config(data={"partition_tolerance_s": None}).data, NOW, [])
+    assert off.partition_tolerance_ms is None and off.max_ts == NOW + DAY
