@@ -14,12 +14,14 @@ import functools
 import math
 import pathlib
 import shutil
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mtlrec.deploy.versioning import next_version, publish_version
 from mtlrec.evaluation.config import EvaluationConfig
 from mtlrec.features.json_files import read, write_json
-from mtlrec.models.tasks import metric_direction
+from mtlrec.models.config import TaskConfig
+from mtlrec.models.tasks import kind_of, metric_direction
 
 BLESSED = "blessed.json"
 
@@ -61,9 +63,34 @@ def _regression_check(
     }
 
 
+def primary_metrics(tasks: Sequence[TaskConfig], evaluation: EvaluationConfig) -> dict[str, str]:
+    """task -> the metric the gate holds against popularity (config override, else kind)."""
+    return {
+        t.name: evaluation.primary_metrics.get(t.name)
+        or kind_of(t).primary_metric(t, evaluation.ks)
+        for t in tasks
+    }
+
+
+def _popularity_check(key: str, value: float | None, popularity: float) -> dict:
+    higher = metric_direction(key.partition(".")[2]) is not False
+    passed = value is not None and (value > popularity if higher else value < popularity)
+    return {
+        "metric": key,
+        "kind": "popularity",
+        "value": value,
+        "threshold": popularity,
+        "baseline": popularity,
+        "passed": passed,
+    }
+
+
 def _reason(check: dict) -> str:
     value = "missing" if check["value"] is None else f"{check['value']:.4g}"
-    if check["kind"] == "regression":
+    if check["kind"] == "popularity":
+        op = "<" if metric_direction(check["metric"].partition(".")[2]) is False else ">"
+        need = f"{op} popularity {check['baseline']:.4g}"
+    elif check["kind"] == "regression":
         op = ">=" if check["threshold"] <= check["baseline"] else "<="
         need = (
             f"{op} {check['threshold']:.4g} (last blessed {check['baseline']:.4g} "
@@ -76,7 +103,10 @@ def _reason(check: dict) -> str:
 
 
 def decide(
-    evaluation: EvaluationConfig, workdir: pathlib.Path, metrics: dict[str, Any]
+    evaluation: EvaluationConfig,
+    workdir: pathlib.Path,
+    metrics: dict[str, Any],
+    primary: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Blesses the model whose `metrics` (metrics.json content) are given, or not.
 
@@ -92,6 +122,13 @@ def decide(
         _threshold_check(key, "max", metric_value(metrics, key), threshold)
         for key, threshold in evaluation.max_metrics.items()
     ]
+    popularity = metrics.get("baselines", {}).get("popularity", {})
+    if evaluation.beat_popularity and popularity:
+        for task, metric in (primary or {}).items():
+            key = f"{task}.{metric}"
+            baseline = metric_value(popularity, key)
+            if baseline is not None:
+                checks.append(_popularity_check(key, metric_value(metrics, key), baseline))
     previous = read(pathlib.Path(workdir) / BLESSED)
     # A metric's direction comes from its name; otherwise from the kind of its threshold.
     gated = dict.fromkeys(evaluation.min_metrics, True) | dict.fromkeys(

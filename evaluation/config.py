@@ -30,6 +30,11 @@ class EvaluationConfig(ConfigSection):
     """Blessing: 'task.metric' -> smallest acceptable value (higher is better)."""
     max_metrics: dict[str, float] = {}
     """Blessing: 'task.metric' -> largest acceptable value (lower is better, e.g. dwell.rmse_s)."""
+    beat_popularity: bool = True
+    """Blessing: the model must beat the popularity baseline on every task's primary metric
+    (binary auc, regression rmse, retrieval recall at the largest K), when it is computed."""
+    primary_metrics: dict[str, str] = {}
+    """Blessing: task -> the metric held against popularity instead of its kind's default."""
     max_regression: float = pydantic.Field(default=0.01, ge=0.0)
     """Blessing: largest relative regression of a gated metric against the last blessed model."""
 

@@ -15,7 +15,7 @@ import tensorflow_transform as tft
 
 from mtlrec.evaluation import baselines, report, report_plots, report_tables, slices, task_metrics
 from mtlrec.evaluation import stream as eval_stream
-from mtlrec.evaluation.bless import decide
+from mtlrec.evaluation.bless import decide, primary_metrics
 from mtlrec.evaluation.config import EvaluateConfig
 from mtlrec.features.declarations import CLICK, LABELS, RANKING_MASK
 from mtlrec.features.json_files import read, write_json
@@ -273,6 +273,7 @@ def run_evaluate(config: EvaluateConfig, run_dir: pathlib.Path) -> dict[str, Any
     write_json(out_dir / "curves.json", curves)
     write_json(out_dir / "metrics.json", result)
     # The same decision the bless step takes next (same config, workdir and metrics).
-    blessing = decide(config.evaluation, pathlib.Path(config.workdir), result)
+    primary = primary_metrics(config.tasks, config.evaluation)
+    blessing = decide(config.evaluation, pathlib.Path(config.workdir), result, primary)
     report.render_report(run_dir, blessing=blessing, task_order=[t.name for t in config.tasks])
     return result

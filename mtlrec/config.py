@@ -89,6 +89,7 @@ class Config(ConfigSection):
                     f"tasks.{t.name}.label: unknown label {t.label!r}; valid: {sorted(LABELS)}"
                 )
         _check_task_keys("export.score_weights", self.export.score_weights, names)
+        _check_task_keys("evaluation.primary_metrics", self.evaluation.primary_metrics, names)
         for field in ("min_metrics", "max_metrics"):
             gated = {key.split(".", 1)[0]: v for key, v in getattr(self.evaluation, field).items()}
             _check_task_keys(f"evaluation.{field}", gated, names)

@@ -20,7 +20,7 @@ from mtlrec import fingerprint
 from mtlrec.config import Config
 from mtlrec.deploy.export import export_all
 from mtlrec.deploy.versioning import list_versions
-from mtlrec.evaluation.bless import decide, push, record_blessed
+from mtlrec.evaluation.bless import decide, primary_metrics, push, record_blessed
 from mtlrec.evaluation.evaluate import run_evaluate
 from mtlrec.manifest import STEP_NAMES
 from mtlrec.models.model import load_model
@@ -125,7 +125,9 @@ def _evaluate(ctx: RunContext) -> dict[str, Any]:
 
 
 def _bless(ctx: RunContext) -> dict[str, Any]:
-    return decide(ctx.config.evaluation, ctx.workdir, ctx.results["evaluate"])
+    c = ctx.config
+    primary = primary_metrics(c.tasks, c.evaluation)
+    return decide(c.evaluation, ctx.workdir, ctx.results["evaluate"], primary)
 
 
 def _export(ctx: RunContext) -> dict[str, Any]:
@@ -226,7 +228,7 @@ STEPS: tuple[Step, ...] = (
         _evaluate,
         completed=_files_exist("evaluate/metrics.json"),
     ),
-    Step("bless", ("evaluation",), ("evaluate",), _bless),
+    Step("bless", ("evaluation", "tasks"), ("evaluate",), _bless),
     Step(
         "export",
         ("export", "features", "tasks"),

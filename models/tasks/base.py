@@ -94,6 +94,10 @@ class TaskKind:
         """The prediction as served (in the label's original units)."""
         return prediction
 
+    def primary_metric(self, task: TaskConfig, ks: tuple[int, ...]) -> str:
+        """The offline metric the blessing gate holds against the baselines."""
+        raise NotImplementedError
+
     def alone(self, task: TaskConfig) -> TaskConfig:
         """The task as trained by itself (its single-task baseline)."""
         return task

@@ -97,6 +97,9 @@ class Binary(TaskKind):
     def output_name(self, task: TaskConfig) -> str:
         return f"p_{task.name}"
 
+    def primary_metric(self, task: TaskConfig, ks: tuple[int, ...]) -> str:
+        return "auc"
+
     def offline_metrics(self, task, columns, predictions, rows, *, ece_bins):
         """Binary metrics; a label other than click also gets `auc_on_clicks` (the same rows
         restricted to clicked impressions) when the data has a click label."""

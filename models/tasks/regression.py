@@ -86,6 +86,9 @@ class Regression(TaskKind):
     def output_name(self, task: TaskConfig) -> str:
         return LABELS[task.label].source
 
+    def primary_metric(self, task: TaskConfig, ks: tuple[int, ...]) -> str:
+        return regression_keys(task.label)[0]
+
     def served(self, task: TaskConfig, prediction: tf.Tensor) -> tf.Tensor:
         return tf.math.expm1(prediction) if LABELS[task.label].log1p else prediction
 

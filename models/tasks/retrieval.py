@@ -92,5 +92,8 @@ class Retrieval(TaskKind):
     def predict(self, task: TaskConfig, inputs: TaskInputs) -> tf.Tensor:
         return tf.reduce_sum(inputs.query * inputs.candidate, axis=1)
 
+    def primary_metric(self, task: TaskConfig, ks: tuple[int, ...]) -> str:
+        return f"recall@{max(ks)}"
+
 
 KIND = Retrieval()

@@ -28,6 +28,7 @@ SMALL = [
     "--set", "training.batch_size=256",
     "--set", "evaluation.baselines=[popularity]",
     "--set", "evaluation.min_metrics={}",
+    "--set", "evaluation.beat_popularity=false",
     "--beam-arg=--runner=FnApiRunner",
     "--beam-arg=--direct_running_mode=in_memory",
     "--beam-arg=--direct_num_workers=1",

@@ -135,3 +135,39 @@ def test_push_rejects_a_non_version_directory(tmp_path):
     (tmp_path / "model" / "latest").mkdir(parents=True)
     with pytest.raises(ValueError, match="integer version"):
         bless.push({"m": tmp_path / "model" / "latest"}, tmp_path / "serving", blessed=True)
+
+
+def test_the_model_must_beat_popularity_on_each_tasks_primary_metric(tmp_path):
+    config = _config(min_metrics={}, primary_metrics={"dwell": "mae_s"})
+    primary = bless.primary_metrics(config.tasks, config.evaluation)
+    assert primary == {
+        "retrieval": "recall@100",
+        "click": "auc",
+        "purchase": "auc",
+        "dwell": "mae_s",
+    }
+    metrics = {
+        "click": {"auc": 0.70},
+        "dwell": {"mae_s": 9.0},
+        "baselines": {"popularity": {"click": {"auc": 0.65}, "dwell": {"mae_s": 8.5}}},
+    }
+    decision = bless.decide(config.evaluation, tmp_path, metrics, primary)
+    # retrieval and purchase have no popularity figure here: nothing to hold them against
+    assert [(c["metric"], c["passed"]) for c in decision["checks"]] == [
+        ("click.auc", True),
+        ("dwell.mae_s", False),
+    ]
+    assert decision["reasons"] == [
+        "click.auc = 0.7, needs > popularity 0.65: passed",
+        "dwell.mae_s = 9, needs < popularity 8.5: FAILED",
+    ]
+    assert decision["blessed"] is False
+    off = _config(min_metrics={}, beat_popularity=False).evaluation
+    assert bless.decide(off, tmp_path, metrics, primary)["checks"] == []
+
+
+def test_primary_metrics_name_configured_tasks():
+    with pytest.raises(
+        Exception, match=r"evaluation.primary_metrics: unknown task\(s\) \['clik'\]"
+    ):
+        _config(primary_metrics={"clik": "gauc"})

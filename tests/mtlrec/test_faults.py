@@ -42,6 +42,7 @@ SMALL = [
     "--set", "training.batch_size=128",
     "--set", "evaluation.baselines=[popularity]",
     "--set", "evaluation.min_metrics={}",
+    "--set", "evaluation.beat_popularity=false",
 ]  # fmt: skip
 IN_PROCESS = ["--", "--runner=FnApiRunner", "--direct_running_mode=in_memory"]
 MULTI_PROCESS = [
