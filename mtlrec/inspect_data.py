@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from mtlrec.config import Config
 from mtlrec.features import readers, schema
 from mtlrec.pipeline import interactions, validate
-from mtlrec.pipeline.preprocess import table_sources
+from mtlrec.pipeline.table_sources import table_sources
 from mtlrec.pipeline.validate_job import TableSource
 
 EVENT_TIME = "ts"

@@ -18,10 +18,8 @@ import tensorflow_transform.beam as tft_beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from mtlrec.features import readers, schema
 from mtlrec.features.declarations import feature_set
-from mtlrec.pipeline import beam_io, interactions, step_counts
-from mtlrec.pipeline.column_mapping import in_contract_units, in_file_names
+from mtlrec.pipeline import beam_io, step_counts
 from mtlrec.pipeline.config import JobConfig
 from mtlrec.pipeline.keyed import buckets_for
 from mtlrec.pipeline.preprocess_job import (
@@ -30,11 +28,11 @@ from mtlrec.pipeline.preprocess_job import (
     read_validated,
 )
 from mtlrec.pipeline.step_files import TEMP_DIR_PREFIX
+from mtlrec.pipeline.table_sources import RAW_TABLES, table_sources
 from mtlrec.pipeline.transform import SPLITS
 from mtlrec.pipeline.validate import Window
-from mtlrec.pipeline.validate_job import TableSource, build_validate_pipeline
+from mtlrec.pipeline.validate_job import build_validate_pipeline
 
-RAW_TABLES = ("events", "items", "users")
 VALIDATE_OUTPUTS = (*RAW_TABLES, "dead_letter", "duplicates")
 COUNTS_JSON = "counts.json"
 # Bytes a raw row takes on disk, on the small side so rows are not underestimated: the
@@ -59,26 +57,6 @@ def _fresh_dir(step_dir: pathlib.Path, outputs: Sequence[str]) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-
-
-def table_sources(config: JobConfig, raw_dir: pathlib.Path) -> dict[str, Any]:
-    """The tables to validate: events (+ items, users) or the pre-joined interactions."""
-    data = config.data
-    if data.interactions is not None:
-        contract = in_contract_units(interactions.table(data.interactions.table), data)
-        in_files = in_file_names(
-            interactions.file_table(contract, dict(data.interactions.columns)), data.columns
-        )
-        files = interactions.discover(raw_dir, contract.name)
-        return {contract.name: TableSource(files, contract, in_files)}
-    dates = data.partition_window()
-    sources = {}
-    for name in RAW_TABLES:
-        table = in_contract_units(schema.TABLES[name], data)
-        found = readers.discover(raw_dir, name, dates if name == "events" else None)
-        if found:
-            sources[name] = TableSource(found, table, in_file_names(table, data.columns))
-    return sources
 
 
 def _validate_buckets(sources: dict[str, Any]) -> int:

@@ -6,6 +6,8 @@ package on top may import any of them. A package imports only the packages befor
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -109,3 +111,12 @@ def test_imports_are_deferred_only_in_the_cli_handlers():
             if lines:
                 found[str(path.relative_to(ROOT))] = lines
     assert found == {}
+
+
+def test_the_cli_loads_no_tensorflow_before_a_step_runs():
+    """The console filter for TensorFlow's native start-up lines is installed when a command
+    starts; a module that imports TensorFlow at CLI import time prints them before it."""
+    code = "import sys, mtlrec.cli; print(sorted(m for m in sys.modules if m == 'tensorflow'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
