@@ -6,7 +6,7 @@ rating regression, side features), on two splits:
   permutation, so not the tutorial's exact rows). mtlrec splits by time only, so the bench
   moves the 20 000 evaluation ratings a whole number of weeks past the last training
   rating (hour and weekday are unchanged) and sets `data.split_ts` between them;
-- time: the product's default (the last 20 % of the time range is evaluated).
+- time: the product's default (the latest 20 % of the ratings by time are evaluated).
 Reported: the TFRS top-100 accuracy (FactorizedTopK over the whole catalogue per rating:
 the train step's eval `recall@100`), metrics.json's retrieval recall@100 and rating RMSE,
 and the product's single-task and popularity baselines, beside the tutorial's published rows.

@@ -53,9 +53,11 @@ class DataConfig(ConfigSection):
     """A row under a `dt=` partition whose ts is more than this from the partition's day is
     out_of_range; null = no check."""
     split_ts: str | int | None = None
-    """Train/eval boundary (ISO-8601 or ms); null = the last eval_fraction of the time range."""
+    """Train/eval boundary (ISO-8601 or ms); null = the event time from which the latest
+    eval_fraction of the accepted events lie."""
     eval_fraction: float = pydantic.Field(default=0.2, gt=0.0, lt=1.0)
-    """Fraction of the time range used for evaluation (the test split) when split_ts is null."""
+    """Fraction of the accepted events, the latest by time, whose span is the evaluation (test)
+    split when split_ts is null: a quantile by rows, so clock-skewed rows cannot move it."""
     validation_fraction: float = pydantic.Field(default=0.1, gt=0.0, lt=1.0)
     """Fraction of the examples before the test split, the latest by time, that form the
     validation split: early stopping, best-epoch restore and tuning read it, never the test."""

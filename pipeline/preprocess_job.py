@@ -29,10 +29,9 @@ from mtlrec.pipeline.join_beam import (
     with_side_columns,
 )
 from mtlrec.pipeline.split import (
+    LatestShareTs,
     SampleRows,
     SplitByTime,
-    TsRange,
-    ValidationTs,
     split_ts,
     validation_boundary,
 )
@@ -95,8 +94,12 @@ class Examples:
     catalogue: beam.PCollection
     catalogue_schema: pa.Schema
     events: beam.PCollection
-    """Batches with the ts of every accepted event (or interaction): the time range of the
-    split comes from them."""
+    """Batches with the user_id and ts of every accepted event (or interaction): the test
+    split's boundary is a quantile of their ts."""
+
+
+# Columns every `Examples.events` batch has (the sample of the split quantile hashes them).
+EVENT_KEYS = ("user_id", "ts")
 
 
 def _joined_events(
@@ -183,13 +186,14 @@ def build_preprocess_pipeline(
     examples, examples_schema = source.examples, source.schema
     boundary = (
         source.events
-        | "TsRange" >> beam.CombineGlobally(TsRange())
-        | "SplitTs" >> beam.Map(split_ts, settings.split_ts, settings.eval_fraction)
+        | "LatestEventsTs"
+        >> beam.CombineGlobally(LatestShareTs(settings.eval_fraction, key_columns=EVENT_KEYS))
+        | "SplitTs" >> beam.Map(split_ts, settings.split_ts)
     )
     splits = examples | "SplitByTime" >> SplitByTime(beam.pvalue.AsSingleton(boundary))
     validation_ts = (
         splits.train
-        | "ValidationTs" >> beam.CombineGlobally(ValidationTs(settings.validation_fraction))
+        | "ValidationTs" >> beam.CombineGlobally(LatestShareTs(settings.validation_fraction))
         | "ValidationBoundary" >> beam.Map(validation_boundary, beam.pvalue.AsSingleton(boundary))
     )
     training = splits.train | "SplitValidation" >> SplitByTime(

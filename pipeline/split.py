@@ -1,9 +1,11 @@
 """The train / validation / eval (test) split by time (SPEC §5) and the raw eval sample.
 
-split_ts = `data.split_ts` when set, else min_ts + floor((1 - eval_fraction) * (max_ts -
-min_ts)) over all accepted events; eval (the test split) = examples with ts >= split_ts.
-validation_ts = the event time from which the last `validation_fraction` of the examples
-before split_ts lie (by rows); validation = those examples, train = the ones before it.
+Both boundaries are quantiles of event time by rows, so a few clock-skewed rows cannot move
+them (a boundary from the time range would put nearly every row on one side):
+split_ts = `data.split_ts` when set, else the event time from which the latest
+`eval_fraction` of the accepted events lie; eval (the test split) = examples with ts >=
+split_ts. validation_ts = the event time from which the latest `validation_fraction` of
+the examples before split_ts lie; validation = those examples, train = the ones before it.
 Training selects on validation only; only evaluation and blessing read the eval split.
 """
 
@@ -44,29 +46,30 @@ def parse_split_ts(value: str | int) -> int:
     return (parsed - EPOCH) // datetime.timedelta(milliseconds=1)
 
 
-def split_ts(
-    ts_range: tuple[int, int] | None, configured: str | int | None, eval_fraction: float
-) -> int:
-    """The train/eval boundary in ms (see the module docstring); 0 when there is no event
-    (a job whose every row was rejected still ends, so the rejection counts can stop it)."""
+def split_ts(latest_share_ts: int | None, configured: str | int | None) -> int:
+    """The train/eval boundary in ms: `configured` when set, else `latest_share_ts` (see the
+    module docstring); 0 when there is no event (a job whose every row was rejected still
+    ends, so the rejection counts can stop it)."""
     if configured is not None:
         return parse_split_ts(configured)
-    if ts_range is None:
-        return 0
-    low, high = ts_range
-    # Exact arithmetic on the decimal the user wrote (0.2 -> 1/5): float products can land
-    # one millisecond off when the fraction times the span is a whole number.
-    train_share = 1 - fractions.Fraction(repr(eval_fraction))
-    return low + math.floor(train_share * (high - low))
+    return 0 if latest_share_ts is None else latest_share_ts
 
 
-class ValidationTs(beam.CombineFn):
-    """The validation boundary over the training-span RecordBatches: the event time at row
-    floor((1 - fraction) * n) of their sorted `ts`, computed on at most `sample` rows chosen
-    by hash (deterministic; exact below that many rows). None when there is no row."""
+class LatestShareTs(beam.CombineFn):
+    """The event time from which the latest `fraction` of the rows lie: over RecordBatches
+    with user_id, item_id and ts, the ts at row floor((1 - fraction) * n) of their sorted
+    `ts`, computed on at most `sample` rows chosen by hash (deterministic; exact below that
+    many rows, within a fraction of a percent of the rows above). None when there is no row.
+    The hash reads `key_columns`; the events' key batches carry user_id and ts only."""
 
-    def __init__(self, fraction: float, sample: int = 200_000):
+    def __init__(
+        self,
+        fraction: float,
+        sample: int = 1_000_000,
+        key_columns: tuple[str, ...] = ("user_id", "item_id", "ts"),
+    ):
         self._fraction = fraction
+        self._key_columns = key_columns
         self._sample = sample
 
     def create_accumulator(self) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +84,7 @@ class ValidationTs(beam.CombineFn):
     def add_input(self, acc, batch: pa.RecordBatch):
         if batch.num_rows == 0:
             return acc
-        keys = _sample_keys(batch).astype(np.uint64)
+        keys = keyed.bucket_ids(batch, self._key_columns, 2**62).astype(np.uint64)
         ts = batch.column("ts").to_numpy(zero_copy_only=False).astype(np.int64)
         return self._keep(np.concatenate([acc[0], keys]), np.concatenate([acc[1], ts]))
 
@@ -102,28 +105,6 @@ class ValidationTs(beam.CombineFn):
 def validation_boundary(validation_ts: int | None, test_ts: int) -> int:
     """No training-span row: the validation split is empty (its boundary is the test's)."""
     return test_ts if validation_ts is None else validation_ts
-
-
-class TsRange(beam.CombineFn):
-    """(min ts, max ts) over RecordBatches with a `ts` column."""
-
-    def create_accumulator(self):
-        return None
-
-    def add_input(self, acc, batch: pa.RecordBatch):
-        if batch.num_rows == 0:
-            return acc
-        low, high = pc.min_max(batch.column("ts")).values()
-        return self.merge_accumulators([acc, (low.as_py(), high.as_py())])
-
-    def merge_accumulators(self, accs):
-        ranges = [a for a in accs if a is not None]
-        if not ranges:
-            return None
-        return min(r[0] for r in ranges), max(r[1] for r in ranges)
-
-    def extract_output(self, acc):
-        return acc
 
 
 def _is_train(ts: pa.Array, boundary: int) -> pa.Array:

@@ -80,7 +80,7 @@ def recount(out):
     pairs = buys.merge(joined, on=["user_id", "item_id"], suffixes=("", "_click"))
     pairs = pairs[(pairs.ts >= pairs.ts_click) & (pairs.ts - pairs.ts_click <= 86_400_000)]
     last = pairs.sort_values("ts_click").groupby("event_id").tail(1)
-    split_ts = int(accepted.ts.min() + (accepted.ts.max() - accepted.ts.min()) * 4 // 5)
+    split_ts = int(accepted.ts.sort_values().iloc[len(accepted) * 4 // 5])
     return {
         "events_read": len(raw),
         "duplicates": len(valid) - len(accepted),
