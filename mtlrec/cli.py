@@ -141,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name in STEP_NAMES:
         _add_run_options(sub.add_parser(name, help=_STEP_HELP[name]), name)
 
+    p = sub.add_parser("tune", help="search training and model keys (Optuna), on validation")
+    _add_config_options(p)
+    _add_beam_option(p)
+    p.add_argument("--space", type=pathlib.Path, required=True, help="search space (YAML)")
+    p.add_argument("--trials", type=int, help="completed trials to reach (default: the file's)")
+    p.add_argument("--run-id", help="run directory name (default: derived from the input data)")
+
     p = sub.add_parser("generate", help="write synthetic logs with known ground truth")
     p.add_argument("--out", type=pathlib.Path, required=True, help="output directory")
     size = GenerateConfig()
@@ -251,6 +258,25 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     for line in run_summary(doc, run_dir):
         log.event(line)
     log.event("run finished", run_dir=str(run_dir))
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from mtlrec import log
+    from mtlrec.pipeline import worker_guard
+    from mtlrec.search_space import load_space
+    from mtlrec.tune import tune
+
+    document = _document(args)
+    config = _config(args, beam_args)
+    _check_beam_args(config.runner.beam_args)
+    document.setdefault("runner", {})["beam_args"] = list(config.runner.beam_args)
+    space = load_space(args.space, document)
+    if args.trials is not None:
+        space = space.model_copy(update={"trials": args.trials})
+    log.configure(config.runner.log_format)
+    worker_guard.start_watchdog()
+    tune(document, space, run_id=args.run_id)
     return 0
 
 
@@ -468,6 +494,8 @@ def _dispatch(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         return _cmd_run(args, beam_args)
     if args.command == "recommend":
         return _cmd_recommend(args, beam_args)
+    if args.command == "tune":
+        return _cmd_tune(args, beam_args)
     handlers = {
         "generate": _cmd_generate,
         "import": _cmd_import,
@@ -481,7 +509,7 @@ def _dispatch(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
 
 def _workdir_of(args: argparse.Namespace) -> pathlib.Path | None:
-    if getattr(args, "command", None) not in ("run", *STEP_NAMES):
+    if getattr(args, "command", None) not in ("run", "tune", *STEP_NAMES):
         return None
     if args.workdir is not None:
         return pathlib.Path(args.workdir)

@@ -7,6 +7,7 @@ rejected with one line that names the key and the valid choices.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import pathlib
@@ -208,6 +209,14 @@ def config_document(
     for override in overrides:
         _apply_override(document, override)
     return document
+
+
+def with_overrides(document: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    """A copy of `document` with `key=value` overrides applied (as `--set` applies them)."""
+    out = copy.deepcopy(document)
+    for override in overrides:
+        _apply_override(out, override)
+    return out
 
 
 def validate(document: dict[str, Any]) -> Config:
