@@ -3,9 +3,10 @@
 `mtlrec import movielens` → `mtlrec run` with the `movielens` preset (presets/movielens.yaml) (retrieval +
 rating regression, side features), on two splits:
 - random: the TFRS tutorial's protocol (random 80 000 / 20 000 ratings, seed 42; numpy's
-  permutation, so not the tutorial's exact rows). mtlrec splits by time only, so the bench
-  moves the 20 000 evaluation ratings a whole number of weeks past the last training
-  rating (hour and weekday are unchanged) and sets `data.split_ts` between them;
+  permutation, so not the tutorial's exact rows), with a random tenth of the 80 000 as the
+  validation split. mtlrec splits by time only, so the bench moves the validation ratings a
+  whole number of weeks past the last rating and the 20 000 test ratings twice as far (hour
+  and weekday are unchanged) and sets `data.split_ts` between them;
 - time: the product's default (the latest 20 % of the ratings by time are evaluated).
 Reported: the TFRS top-100 accuracy (FactorizedTopK over the whole catalogue per rating:
 the train step's eval `recall@100`), metrics.json's retrieval recall@100 and rating RMSE,
@@ -13,6 +14,7 @@ and the product's single-task and popularity baselines, beside the tutorial's pu
 Skips (exit 0) when the MovieLens files are absent.
 
     python -m bench.movielens [--src ../shared/data/ml-100k] [--splits random time]
+        [--set key=value ...]
 """
 
 from __future__ import annotations
@@ -50,11 +52,18 @@ def mtlrec(*args: str) -> None:
         raise RuntimeError(f"mtlrec {' '.join(args)} exited {done.returncode}:\n{tail}")
 
 
-def random_split(raw: pathlib.Path, train_rows: int = TRAIN_ROWS, seed: int = SPLIT_SEED) -> int:
-    """Makes the time split equal a random one: returns split_ts; rewrites the interactions.
+def random_split(
+    raw: pathlib.Path,
+    train_rows: int = TRAIN_ROWS,
+    seed: int = SPLIT_SEED,
+    validation_fraction: float = 0.1,
+) -> int:
+    """Makes the time splits equal random ones: returns split_ts; rewrites the interactions.
 
-    Evaluation rows move forward by whole weeks (past the last training rating), so their
-    hour and weekday features stay what they were.
+    A random `train_rows` are the training span, the rest the test split; of the training
+    span a random `validation_fraction` is the validation split (the latest rows of the
+    span by time, as mtlrec carves it). Validation rows move forward by whole weeks past the
+    last rating, test rows twice as far, so hour and weekday features stay what they were.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -63,14 +72,17 @@ def random_split(raw: pathlib.Path, train_rows: int = TRAIN_ROWS, seed: int = SP
     table = pq.read_table(path)
     if table.num_rows <= train_rows:
         raise ValueError(f"{path}: {table.num_rows} ratings, need more than {train_rows}")
-    evaluation = np.zeros(table.num_rows, dtype=bool)
-    evaluation[np.random.default_rng(seed).permutation(table.num_rows)[train_rows:]] = True
+    order = np.random.default_rng(seed).permutation(table.num_rows)
+    validation_rows = int(train_rows * validation_fraction)
+    shift = np.zeros(table.num_rows, dtype=np.int64)
+    shift[order[train_rows - validation_rows : train_rows]] = 1
+    shift[order[train_rows:]] = 2
     ts = table.column("ts").to_numpy()
     weeks = (ts.max() - ts.min()) // WEEK_MS + 1
-    moved = np.where(evaluation, ts + weeks * WEEK_MS, ts)
+    moved = ts + shift * weeks * WEEK_MS
     table = table.set_column(table.schema.get_field_index("ts"), "ts", pa.array(moved, pa.int64()))
     pq.write_table(table, path)
-    return int(ts.max()) + 1
+    return int(ts.max()) + weeks * WEEK_MS + 1
 
 
 def config_document(raw: pathlib.Path, workdir: pathlib.Path, split_ts: int | None) -> dict:
@@ -82,8 +94,10 @@ def config_document(raw: pathlib.Path, workdir: pathlib.Path, split_ts: int | No
     return document
 
 
-def run_split(src: pathlib.Path, split: str, work: pathlib.Path) -> dict:
-    """Import, split, `mtlrec run`; the run's quality figures."""
+def run_split(
+    src: pathlib.Path, split: str, work: pathlib.Path, overrides: list[str] | None = None
+) -> dict:
+    """Import, split, `mtlrec run` (with `--set` overrides); the run's quality figures."""
     import yaml
 
     raw, workdir = work / split / "raw", work / split / "work"
@@ -91,7 +105,7 @@ def run_split(src: pathlib.Path, split: str, work: pathlib.Path) -> dict:
     split_ts = random_split(raw) if split == "random" else None
     config = work / split / "config.yaml"
     config.write_text(yaml.safe_dump(config_document(raw, workdir, split_ts)))
-    mtlrec("run", "--config", str(config))
+    mtlrec("run", "--config", str(config), *(f"--set={o}" for o in overrides or ()))
     manifest = json.loads((workdir / "manifest.json").read_text())
     summary_path = workdir / "runs" / manifest["run_id"] / "train" / "summary.json"
     summary = json.loads(summary_path.read_text())
@@ -101,7 +115,9 @@ def run_split(src: pathlib.Path, split: str, work: pathlib.Path) -> dict:
         "split": split,
         "train_examples": manifest["counts"]["train_examples"],
         "eval_examples": manifest["counts"]["eval_examples"],
+        "overrides": list(overrides or ()),
         "top100_accuracy": summary["eval"]["retrieval"]["recall@100"],
+        "validation_rmse": summary["eval"]["rating"]["rmse"],
         "recall@100": metrics["retrieval"]["recall@100"],
         "rmse": metrics["rating"]["rmse"],
         "single_task_rmse": single["rating"]["rmse"],
@@ -114,24 +130,41 @@ def run_split(src: pathlib.Path, split: str, work: pathlib.Path) -> dict:
 
 def table(result: dict) -> str:
     rows = [
-        [f"TFRS tutorial {name}", "random", v["top100"], None, v["rmse"]]
+        [f"TFRS tutorial {name}", "random", v["top100"], None, None, v["rmse"]]
         for name, v in TUTORIAL.items()
     ]
     for r in result["runs"]:
-        rows.append(["mtlrec joint", r["split"], r["top100_accuracy"], r["recall@100"], r["rmse"]])
+        rows.append(
+            [
+                "mtlrec joint",
+                r["split"],
+                r["top100_accuracy"],
+                r["recall@100"],
+                r.get("validation_rmse"),
+                r["rmse"],
+            ]
+        )
         rows.append(
             [
                 "mtlrec single-task",
                 r["split"],
                 None,
                 r["single_task_recall@100"],
+                None,
                 r["single_task_rmse"],
             ]
         )
         rows.append(
-            ["popularity", r["split"], None, r["popularity_recall@100"], r["popularity_rmse"]]
+            ["popularity", r["split"], None, r["popularity_recall@100"], None, r["popularity_rmse"]]
         )
-    columns = ["model", "split", "top-100 accuracy", "recall@100", "rating RMSE"]
+    columns = [
+        "model",
+        "split",
+        "top-100 accuracy (validation)",
+        "recall@100 (test)",
+        "RMSE (validation)",
+        "RMSE (test)",
+    ]
     return format_table("MovieLens 100K: retrieval + rating", columns, rows)
 
 
@@ -141,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--splits", nargs="+", choices=("random", "time"), default=["random", "time"]
     )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="a configuration override for the runs (repeatable), as mtlrec run --set takes",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not (args.src / "u.data").exists():
         print(f"MovieLens 100K not found at {args.src}: skipped (pass --src DIR)")
@@ -149,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for split in args.splits:
             print(f"movielens bench: {split} split ...", file=sys.stderr, flush=True)
-            runs.append(run_split(args.src, split, pathlib.Path(tmp)))
+            runs.append(run_split(args.src, split, pathlib.Path(tmp), args.overrides))
     result = {"src": str(args.src), "tutorial": TUTORIAL, "runs": runs}
     print(table(result))
     print(f"\nwrote {write_results('movielens', result)}")

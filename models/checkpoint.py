@@ -56,9 +56,13 @@ class TrainingState:
         self._best = tf.train.Checkpoint(model=model)
         self._best_prefix = str(directory / "best" / "model")
 
-    def restore(self) -> int | None:
-        """Loads the latest checkpoint, if any; returns the step it resumes from."""
-        latest = self.manager.latest_checkpoint
+    def restore(self, directory: str | pathlib.Path | None = None) -> int | None:
+        """Loads the latest checkpoint, if any (of `directory`, another `TrainingState`'s
+        directory, when given); returns the step it resumes from."""
+        if directory is None:
+            latest = self.manager.latest_checkpoint
+        else:
+            latest = tf.train.latest_checkpoint(str(pathlib.Path(directory) / "latest"))
         if latest is None:
             return None
         self.checkpoint.restore(latest).assert_existing_objects_matched()

@@ -72,6 +72,12 @@ class ModelConfig(ConfigSection):
     """Learned per-user and per-item bias (an embedding of width 1 on the id vocabularies,
     initialised at 0) added to each ranking head's output: sparse users and items fall back to
     the global and item prior. L2-penalised with `training.l2_embedding` like the id tables."""
+    retrieval_item_bias: bool = False
+    """A learned per-item score bias in the two-tower dot product: the item tower's output
+    gains a column b_item (width-1 embedding of item_id, initialised at 0) and the user
+    tower's a constant 1, so retrieval scores <user, item> + b_item. With the logQ correction
+    the softmax estimates the full one, whose item term is the item's popularity: the bias
+    carries it, so a user the towers know little of falls back to the popular items."""
     l2_dense: float = pydantic.Field(default=0.0, ge=0.0)
     """L2 penalty on the dense kernels of the towers, sharing block, cross layers and heads
     (added to the training loss; the id tables use `training.l2_embedding`); 0 = none."""

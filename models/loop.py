@@ -34,6 +34,7 @@ class Trainer:
         steps_per_epoch: int,
         strategy: tf.distribute.Strategy,
         prepare: Callable[[dict], dict] | None = None,
+        resume_from: pathlib.Path | None = None,
     ) -> None:
         self.cfg, self.strategy, self.steps_per_epoch = cfg, strategy, steps_per_epoch
         tf.keras.utils.set_random_seed(cfg.seed)
@@ -48,7 +49,10 @@ class Trainer:
             optimizer=self.optimizer,
             generator=None if self.sampler is None else self.sampler.generator,
         )
-        self.resumed_from = self.state.restore()
+        self.resumed_from = self.state.restore(
+            None if resume_from is None else resume_from / "checkpoints"
+        )
+        _check_same_step(strategy, self.state.step)
         self.history = History(step_dir, int(self.state.epoch.numpy()))
         self.step_fn = TrainStep(
             self.model, self.optimizer, strategy, l2_embedding=cfg.l2_embedding, prepare=prepare
@@ -133,6 +137,26 @@ class Trainer:
         return self.history.epoch(int(self.state.best_epoch.numpy()))
 
 
+def _check_same_step(strategy: tf.distribute.Strategy, step: tf.Variable) -> None:
+    """Every worker must resume from the same step, or their collectives would not match.
+
+    Raises:
+      RuntimeError: the workers restored different steps (a worker read the chief's
+        checkpoints while the chief was replacing them); every worker raises it.
+    """
+    if strategy.num_replicas_in_sync <= 1:
+        return
+    value = tf.cast(step, tf.float64)
+    # MEAN is all a strategy reduces to; the steps' variance is the same number everywhere.
+    local = strategy.run(lambda: tf.stack([value, value * value]))
+    mean, mean_square = strategy.reduce(tf.distribute.ReduceOp.MEAN, local, axis=None).numpy()
+    if mean_square - mean * mean > 1e-6:
+        raise RuntimeError(
+            f"multi-worker training: the workers resumed from different steps (mean {mean:.0f}, "
+            f"this worker {int(step.numpy())}); start them again together"
+        )
+
+
 def fit(
     build: Callable[[], tf.keras.Model],
     train_data: Callable[[int], tf.data.Dataset],
@@ -146,12 +170,14 @@ def fit(
     catalogue: Callable[[], dict[str, tf.Tensor]] | None = None,
     prepare: Callable[[dict], dict] | None = None,
     log: Callable[[str], None] | None = None,
+    resume_from: str | pathlib.Path | None = None,
 ) -> tuple[tf.keras.Model, dict]:
     """Trains (resuming from `step_dir/checkpoints` if present); returns (model, summary).
 
     `prepare` maps each batch of `train_data` to features inside the compiled step (see
     `TrainStep`). The returned model holds the best weights on the eval split when early
-    stopping is on.
+    stopping is on. `resume_from`: another step directory whose checkpoints to resume from
+    (a multi-worker run's chief's, for the other workers, which write into their own).
     """
     # A child of the "mtlrec" logger, so the CLI's text or JSON formatting applies.
     log = log or logging.getLogger("mtlrec.train").info
@@ -165,6 +191,7 @@ def fit(
         steps_per_epoch=steps_per_epoch,
         strategy=strategy,
         prepare=prepare,
+        resume_from=None if resume_from is None else pathlib.Path(resume_from),
     )
     if run.resumed_from is not None:
         log(f"resuming from step {run.resumed_from} (epoch {run.epoch})")

@@ -71,6 +71,9 @@ class Tower(tf.keras.layers.Layer):
                 width,
                 name=f"{feature.name}_embedding",
             )
+        # model.retrieval_item_bias: the item tower appends b_item, the user tower a 1.
+        self.bias_id, self.bias_table = _item_score_bias(feature_set, side, cfg, vocab_sizes)
+        self.bias_one = cfg.retrieval_item_bias and side is Side.QUERY
         self.hidden = mlp(cfg.tower_units, dropout=cfg.dropout, l2=cfg.l2_dense, name="hidden")
         self.projection = tf.keras.layers.Dense(
             cfg.embedding_dim, kernel_regularizer=dense_regularizer(cfg.l2_dense), name="projection"
@@ -97,7 +100,32 @@ class Tower(tf.keras.layers.Layer):
             )
         encoded = [self._encode(f, features[f.name]) for f in self.features]
         hidden = self.hidden(tf.concat(encoded, axis=1), training=training)
-        return self.projection(hidden)
+        output = self.projection(hidden)
+        if self.bias_table is not None:
+            bias = self.bias_table(tf.reshape(features[self.bias_id], [-1]))
+            return tf.concat([output, bias], axis=1)
+        if self.bias_one:
+            return tf.concat([output, tf.ones_like(output[:, :1])], axis=1)
+        return output
+
+
+def _item_score_bias(
+    feature_set: FeatureSet, side: Side, cfg: ModelConfig, vocab_sizes: dict[str, int]
+) -> tuple[str | None, tf.keras.layers.Embedding | None]:
+    """The item id feature and its width-1 score-bias table (candidate side, when
+    `model.retrieval_item_bias` is on); (None, None) otherwise."""
+    if not cfg.retrieval_item_bias or side is not Side.CANDIDATE:
+        return None, None
+    item = next((f for f in feature_set.by_side(side) if f.kind is Kind.ID), None)
+    if item is None:
+        raise ValueError("model.retrieval_item_bias needs the item_id feature in features.enabled")
+    table = tf.keras.layers.Embedding(
+        embedding_input_dim(feature_set, item, vocab_sizes),
+        1,
+        embeddings_initializer="zeros",
+        name="score_bias",
+    )
+    return item.name, table
 
 
 def dummy_features(fs: FeatureSet) -> dict[str, tf.Tensor]:

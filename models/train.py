@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import pathlib
 
 import tensorflow as tf
@@ -14,6 +13,7 @@ from mtlrec.features.config import FeaturesConfig
 from mtlrec.features.declarations import feature_set
 from mtlrec.models.config import ModelConfig, TaskConfig, TrainingConfig
 from mtlrec.models.data import item_catalogue, vocab_sizes_from_tft
+from mtlrec.models.distribute import make_strategy, output_dir, worker_role
 from mtlrec.models.loop import fit
 from mtlrec.models.memory_input import open_split
 from mtlrec.models.model import build_model, save_model
@@ -23,15 +23,6 @@ TRANSFORM_DIR = "transform_fn"
 TRAIN_PATTERN = "train-*.tfrecord.gz"
 VALIDATION_PATTERN = "validation-*.tfrecord.gz"
 """Training selects on the validation split; the test split (`eval-*`) is never opened."""
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """auto: MultiWorkerMirroredStrategy when TF_CONFIG is set, else the default strategy."""
-    if name == "multi_worker" or (name == "auto" and os.environ.get("TF_CONFIG")):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def train(
@@ -45,7 +36,8 @@ def train(
     """Trains the multi-task model on `preprocess_dir` and writes `step_dir`.
 
     Writes `model/` (weights + model_spec.json), `checkpoints/` (resume after a crash),
-    `tensorboard/` and `history.json`; returns the summary (steps, epochs, per-task
+    `tensorboard/` and `history.json` (a worker other than the chief of a multi-worker run
+    writes them into a temporary directory: `mtlrec.models.distribute`); returns the summary (steps, epochs, per-task
     validation losses and metrics of the kept weights, examples/s).
 
     Raises:
@@ -92,22 +84,26 @@ def train(
             itertools.chain(every_row(train_split), every_row(validation_split)), fs
         )
 
-    model, summary = fit(
-        lambda: build_model(
-            fs, tasks, model_cfg, vocab_sizes, serving_position=features_cfg.serving_position
-        ),
-        train_data,
-        eval_data,
-        tasks,
-        cfg,
-        step_dir,
-        steps_per_epoch=steps_per_epoch,
-        strategy=strategy,
-        catalogue=catalogue if any(kind_of(t).ranks_catalogue for t in tasks) else None,
-        prepare=train_split.prepare,
-    )
-    # The summary's "eval" metrics are the kept weights' on the validation split.
-    summary["input"] = {"train": train_split.source, "validation": validation_split.source}
-    save_model(model, step_dir / "model")
-    (step_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    role = worker_role()
+    with output_dir(step_dir, role) as out:
+        model, summary = fit(
+            lambda: build_model(
+                fs, tasks, model_cfg, vocab_sizes, serving_position=features_cfg.serving_position
+            ),
+            train_data,
+            eval_data,
+            tasks,
+            cfg,
+            out,
+            steps_per_epoch=steps_per_epoch,
+            strategy=strategy,
+            catalogue=catalogue if any(kind_of(t).ranks_catalogue for t in tasks) else None,
+            prepare=train_split.prepare,
+            resume_from=None if role.is_chief else step_dir,
+        )
+        # The summary's "eval" metrics are the kept weights' on the validation split.
+        summary["input"] = {"train": train_split.source, "validation": validation_split.source}
+        summary["chief"] = role.is_chief
+        save_model(model, out / "model")
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -236,12 +236,21 @@ def _quoted(value: str) -> str:
 
 def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mtlrec import log
+    from mtlrec.models.distribute import worker_role
     from mtlrec.pipeline import worker_guard
-    from mtlrec.run import run
+    from mtlrec.run import run, train_worker
 
     config = _config(args, beam_args)
     _check_beam_args(config.runner.beam_args)
     log.configure(config.runner.log_format)
+    if not worker_role().is_chief:
+        if args.command != "train":
+            raise ConfigError(
+                f"mtlrec {args.command}: TF_CONFIG names this process a worker other than the "
+                "chief, which runs only `mtlrec train`"
+            )
+        train_worker(config, run_id=args.run_id)
+        return 0
     # Beam SDK workers die with this driver, even on kill -9.
     worker_guard.start_watchdog()
     only = None if args.command == "run" else [args.command]

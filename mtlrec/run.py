@@ -157,6 +157,36 @@ def run(
         return doc
 
 
+def train_worker(config: Config, *, run_id: str | None = None) -> dict[str, Any]:
+    """The train step on a worker other than the chief of a multi-worker run (TF_CONFIG).
+
+    It trains in lockstep with the chief on the run's preprocess output but takes no lock and
+    writes nothing in the workdir (`mtlrec.models.distribute`): the chief's `run` records
+    the step. The run directory is found as the chief finds it (`--run-id` or the input's
+    fingerprint); the data is never generated here.
+
+    Raises:
+      ValueError: the run's preprocess step has not finished.
+    """
+    workdir = pathlib.Path(config.runner.workdir)
+    raw_dir = pathlib.Path(config.data.raw_dir) if config.data.raw_dir else workdir / "data"
+    name = check_run_id(run_id) if run_id is not None else _run_id(config, raw_dir)[0]
+    run_dir = workdir / "runs" / name
+    doc = manifest.read(run_dir / manifest.MANIFEST)
+    if doc.get("steps", {}).get("preprocess", {}).get("status") not in FINISHED:
+        raise ValueError(
+            f"{run_dir}: the preprocess step has not finished; run it once (mtlrec preprocess) "
+            "before starting the train workers"
+        )
+    ctx = RunContext(config, workdir, run_dir, raw_dir, results={})
+    log.event("step train: started (a worker: the chief records the step)", step="train")
+    train_step = next(s for s in STEPS if s.name == "train")
+    result = train_step.action(ctx)
+    losses = {f"{task}_loss": round(v, 6) for task, v in result["eval_losses"].items()}
+    log.event("step train: done (a worker)", step="train", steps=result["steps"], **losses)
+    return result
+
+
 def _steps_to_redo(force: bool, from_step: str | None) -> set[str]:
     if force:
         return set(STEP_NAMES)

@@ -330,7 +330,7 @@ def test_quality_grids():
         grid("everything")
 
 
-def test_movielens_random_split_moves_eval_rows_by_whole_weeks(tmp_path):
+def test_movielens_random_split_moves_validation_and_test_rows_by_whole_weeks(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -340,15 +340,21 @@ def test_movielens_random_split_moves_eval_rows_by_whole_weeks(tmp_path):
     path.parent.mkdir()
     ts = np.array([1_000, 5_000, 2_000, 9_000_000, 7_000, 3_000, 4_000, 8_000, 6_000, 10])
     pq.write_table(pa.table({"ts": ts, "rating": np.arange(10.0)}), path)
-    split_ts = random_split(tmp_path, train_rows=7, seed=1)
+    split_ts = random_split(tmp_path, train_rows=7, seed=1, validation_fraction=0.3)
     after = pq.read_table(path)
     moved = after.column("ts").to_numpy()
     assert after.column("rating").to_numpy().tolist() == list(np.arange(10.0))
-    evaluation = moved >= split_ts
-    assert evaluation.sum() == 3
-    assert (moved[~evaluation] == ts[~evaluation]).all()
-    assert ((moved[evaluation] - ts[evaluation]) % WEEK_MS == 0).all()
-    assert split_ts == ts.max() + 1
+    test = moved >= split_ts
+    validation = (moved > ts.max()) & ~test
+    assert (test.sum(), validation.sum()) == (3, 2)  # 7 - floor(0.3 * 7) = 5 train rows
+    train = ~test & ~validation
+    assert (moved[train] == ts[train]).all()
+    weeks = (ts.max() - ts.min()) // WEEK_MS + 1
+    assert (moved[validation] - ts[validation] == weeks * WEEK_MS).all()
+    assert (moved[test] - ts[test] == 2 * weeks * WEEK_MS).all()
+    # mtlrec's validation split (the latest share of the training span by rows) is exactly
+    # the moved rows: every one of them is later than every training row.
+    assert moved[validation].min() > moved[train].max()
 
 
 def test_movielens_config_uses_the_preset_and_skips_without_data(tmp_path, capsys):

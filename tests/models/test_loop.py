@@ -9,11 +9,11 @@ import tensorflow as tf
 from mtlrec.features.config import FeaturesConfig
 from mtlrec.features.declarations import feature_set
 from mtlrec.models.config import DEFAULT_TASKS, ModelConfig, TaskConfig, TrainingConfig
+from mtlrec.models.distribute import make_strategy
 from mtlrec.models.loop import fit
 from mtlrec.models.metrics import evaluate
 from mtlrec.models.model import build_model
 from mtlrec.models.optim import make_optimizer, make_schedule
-from mtlrec.models.train import make_strategy
 
 FS = feature_set(FeaturesConfig(), ("click", "purchase", "dwell"))
 VOCAB = {

@@ -147,8 +147,9 @@ def test_alternating_step_leaves_other_heads_bit_identical(sharing):
         {"sharing": "ple"},
         {"sharing": "cross_stitch"},
         {"cross_layers": 2, "head_dot": True, "id_bias": True, "l2_dense": 0.01},
+        {"retrieval_item_bias": True},
     ],
-    ids=["ple", "cross_stitch", "interactions"],
+    ids=["ple", "cross_stitch", "interactions", "retrieval_item_bias"],
 )
 def test_save_load_predicts_identically(tmp_path, overrides):
     model = _model(**overrides)
@@ -232,6 +233,23 @@ def test_id_bias_adds_a_learned_prior_per_user_and_item():
     assert np.all(after["click"].numpy()[item3] > before["click"].numpy()[item3])
     np.testing.assert_array_equal(after["click"].numpy()[~item3], before["click"].numpy()[~item3])
     np.testing.assert_array_equal(after["dwell"].numpy(), before["dwell"].numpy())  # its own bias
+
+
+def test_retrieval_item_bias_adds_b_item_to_the_two_tower_score():
+    model = _model(retrieval_item_bias=True)
+    batch = _batch()
+    query, candidate = model.query_embedding(batch), model.candidate_embedding(batch)
+    assert query.shape[1] == candidate.shape[1] == ModelConfig().embedding_dim + 1
+    np.testing.assert_array_equal(query.numpy()[:, -1], 1.0)
+    table = model.candidate_tower.bias_table
+    assert table.embeddings.shape == (30 + 10, 1)  # item vocabulary + oov rows
+    before = model.predict_tasks(batch)["retrieval"].numpy()
+    table.embeddings.assign(tf.tensor_scatter_nd_update(tf.zeros([40, 1]), [[3]], [[2.5]]))
+    after = model.predict_tasks(batch)["retrieval"].numpy()
+    item3 = batch["item_id"].numpy() == 3
+    assert item3.any()
+    np.testing.assert_allclose(after[item3] - before[item3], 2.5, rtol=1e-5)
+    np.testing.assert_array_equal(after[~item3], before[~item3])
 
 
 def test_l2_dense_penalises_every_dense_kernel_in_the_train_step():

@@ -1,12 +1,17 @@
-"""Training scales out with tf.distribute: two local workers under MultiWorkerMirroredStrategy.
+"""Training scales out with tf.distribute: `mtlrec train` on two workers of one run directory.
 
 Each worker is a separate process with its own TF_CONFIG (loopback ports), exactly as on two
-machines; the chief's model must evaluate like a single-worker model trained the same way.
+machines sharing a file system: the chief takes the workdir lock and writes the step's
+checkpoints, model and manifest entry; the other worker trains in lockstep, writes only
+into a temporary directory it deletes, and records nothing. The chief's model must evaluate
+like a single-worker model trained the same way.
 """
 
 import json
 import os
 import pathlib
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,19 +22,11 @@ from mtlrec.config import load_config
 
 pytestmark = pytest.mark.slow
 
-TRAIN_SCRIPT = """
-import json, pathlib, sys
-import mtlrec.models
-from mtlrec.models.train import train
-from mtlrec.config import load_config
-
-config = load_config(overrides=json.loads(sys.argv[1]))
-summary = train(config.tasks, config.model, config.training, config.features,
-                pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3]))
-print(json.dumps({"eval": summary["eval"], "steps": summary["steps"]}))
-"""
-
 OVERRIDES = [
+    "data.generate.users=500",
+    "data.generate.items=100",
+    "data.generate.days=8",
+    "data.generate.seed=5",
     "training.epochs=3",
     "training.steps_per_epoch=60",
     "training.batch_size=256",
@@ -37,6 +34,7 @@ OVERRIDES = [
     "training.early_stopping_patience=null",
     "training.strategy=auto",
 ]
+IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def _free_ports(n: int) -> list[int]:
@@ -50,32 +48,29 @@ def _free_ports(n: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def preprocessed(tmp_path_factory) -> pathlib.Path:
-    from mtlrec.datasets.synthetic.generate import generate
-    from mtlrec.pipeline.preprocess import run_preprocess, run_validate
+def workdirs(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
+    """Two copies of one workdir whose run `r1` has finished preprocessing."""
+    from mtlrec.run import run
 
     root = tmp_path_factory.mktemp("dist")
-    generate(root / "raw", users=500, items=100, days=8, seed=5, progress=False)
-    config = load_config()
-    in_process = [
-        "--runner=FnApiRunner",
-        "--direct_running_mode=in_memory",
-        "--direct_num_workers=1",
-    ]
-    run_validate(config.job_config(), root / "raw", root / "validate", beam_args=in_process)
-    run_preprocess(
-        config.job_config(), root / "validate", root / "preprocess", beam_args=in_process
-    )
-    return root
+    overrides = [*OVERRIDES, f"runner.workdir={root / 'shared'}"]
+    config = load_config(overrides=overrides)
+    runner = config.runner.model_copy(update={"beam_args": tuple(IN_PROCESS)})
+    run(config.model_copy(update={"runner": runner}), only=["validate", "preprocess"], run_id="r1")
+    shutil.copytree(root / "shared", root / "single")
+    return root / "shared", root / "single"
 
 
-def _launch(root: pathlib.Path, step_dir: pathlib.Path, tf_config: dict | None):
+def _train(workdir: pathlib.Path, tf_config: dict | None, tmp: pathlib.Path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
+    tmp.mkdir(parents=True, exist_ok=True)
+    env["TMPDIR"] = str(tmp)
+    sets = [a for o in OVERRIDES for a in ("--set", o)]
     return subprocess.Popen(
-        [sys.executable, "-c", TRAIN_SCRIPT, json.dumps(OVERRIDES), str(root / "preprocess"),
-         str(step_dir)],
+        [sys.executable, "-m", "mtlrec", "train", "--workdir", str(workdir), "--run-id", "r1",
+         *sets],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -83,37 +78,64 @@ def _launch(root: pathlib.Path, step_dir: pathlib.Path, tf_config: dict | None):
     )  # fmt: skip
 
 
-def _result(process: subprocess.Popen) -> dict:
+def _finish(process: subprocess.Popen) -> str:
     out, err = process.communicate(timeout=900)
     assert process.returncode == 0, err[-3000:]
-    return json.loads(out.strip().splitlines()[-1])
+    return err
 
 
-def test_two_workers_train_a_model_that_evaluates_like_one(preprocessed):
+def _train_result(workdir: pathlib.Path) -> dict:
+    manifest = json.loads((workdir / "runs" / "r1" / "manifest.json").read_text())
+    assert manifest["steps"]["train"]["status"] == "done"
+    return manifest["steps"]["train"]["result"]
+
+
+def test_two_workers_train_one_run_directory_like_one_worker(workdirs, tmp_path):
+    shared, single_dir = workdirs
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     workers = [
-        _launch(
-            preprocessed,
-            preprocessed / f"worker{i}",
-            {"cluster": cluster, "task": {"type": "worker", "index": i}},
+        _train(
+            shared, {"cluster": cluster, "task": {"type": "worker", "index": i}}, tmp_path / f"t{i}"
         )
         for i in range(2)
     ]
-    results = [_result(w) for w in workers]
-    single = _result(_launch(preprocessed, preprocessed / "single", None))
+    logs = [_finish(w) for w in workers]
+    single = _train(single_dir, None, tmp_path / "single")
+    _finish(single)
 
-    # Both workers ran the same synchronous steps and hold the same weights.
-    assert results[0]["steps"] == results[1]["steps"] == single["steps"] == 180
-    assert results[0]["eval"]["click"]["auc"] == pytest.approx(results[1]["eval"]["click"]["auc"])
-    assert (preprocessed / "worker0" / "model" / "model_spec.json").exists()
+    chief, alone = _train_result(shared), _train_result(single_dir)
+    assert chief["chief"] is True
+    assert chief["steps"] == alone["steps"] == 180
+    assert (shared / "runs" / "r1" / "train" / "model" / "model_spec.json").exists()
+    # The other worker ran the same synchronous steps to the same weights, recorded nothing
+    # and left no file behind.
+    done = re.search(r"step train: done \(a worker\)  step=train  steps=(\d+)  (.*)", logs[1])
+    assert done, logs[1][-2000:]
+    assert int(done.group(1)) == 180
+    losses = dict(pair.split("=") for pair in done.group(2).split("  "))
+    for task, loss in chief["eval_losses"].items():
+        assert float(losses[f"{task}_loss"]) == pytest.approx(loss, rel=1e-4), task
+    assert list((tmp_path / "t1").iterdir()) == []
     # Two replicas see the global batch split in two, so the run is not bit-identical to a
     # single worker; it must still learn the same signal to the same level.
-    print("two workers:", results[0]["eval"], "single:", single["eval"])
+    print("two workers:", chief["eval"], "single:", alone["eval"])
     for task in ("click", "purchase"):
-        assert results[0]["eval"][task]["auc"] == pytest.approx(
-            single["eval"][task]["auc"], abs=0.03
-        )
+        assert chief["eval"][task]["auc"] == pytest.approx(alone["eval"][task]["auc"], abs=0.03)
         # On the validation split (the latest tenth of the training span, ~1.6 k rows),
         # where single-worker runs reach 0.58-0.62; chance is 0.5.
-        assert results[0]["eval"][task]["auc"] > 0.55
+        assert chief["eval"][task]["auc"] > 0.55
+
+
+def test_a_worker_other_than_the_chief_runs_only_train(workdirs, tmp_path):
+    cluster = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+    env = {
+        **os.environ,
+        "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "mtlrec", "evaluate", "--workdir", str(tmp_path / "w")],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "a worker other than the chief, which runs only `mtlrec train`" in result.stderr
