@@ -82,7 +82,7 @@ def random_split(
     moved = ts + shift * weeks * WEEK_MS
     table = table.set_column(table.schema.get_field_index("ts"), "ts", pa.array(moved, pa.int64()))
     pq.write_table(table, path)
-    return int(ts.max()) + weeks * WEEK_MS + 1
+    return int(ts.max() + weeks * WEEK_MS + 1)
 
 
 def config_document(raw: pathlib.Path, workdir: pathlib.Path, split_ts: int | None) -> dict:

@@ -63,6 +63,7 @@ _STEP_HELP = {
 
 
 _WORKDIR = RunnerConfig().workdir
+WORLD_KNOBS = ("latent_dim", "affinity", "popularity_skew", "position_decay", "task_correlation")
 QUIET_LOGGERS = ("tensorflow", "apache_beam.runners.portability.local_job_service")
 NATIVE_LOG_ENV = "MTLREC_NATIVE_LOG"
 """Environment variable naming a file that keeps the native log lines the console drops."""
@@ -155,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", type=int, default=size.items, help=f"items (default {size.items})")
     p.add_argument("--days", type=int, default=size.days, help=f"days of traffic ({size.days})")
     p.add_argument("--seed", type=int, default=size.seed, help=f"random seed ({size.seed})")
+    for name in WORLD_KNOBS:
+        field = GenerateConfig.model_fields[name]
+        p.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(field.default),
+            default=field.default,
+            help=f"{field.description} (default {field.default})",
+        )
 
     p = sub.add_parser("import", help="convert a public data set to the raw contract")
     p.add_argument("dataset", choices=("movielens",), help="data set to import")
@@ -292,7 +301,10 @@ def _cmd_tune(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 def _cmd_generate(args: argparse.Namespace) -> int:
     from mtlrec.datasets.synthetic.generate import generate
 
-    truth = generate(args.out, users=args.users, items=args.items, days=args.days, seed=args.seed)
+    world = GenerateConfig(**{name: getattr(args, name) for name in WORLD_KNOBS}).world()
+    truth = generate(
+        args.out, users=args.users, items=args.items, days=args.days, seed=args.seed, world=world
+    )
     counts = truth["counts"]
     print(f"wrote {counts['events_read']} events to {args.out} (truth in {args.out}/truth.json)")
     return 0

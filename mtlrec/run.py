@@ -79,7 +79,11 @@ def _ensure_generated(config: Config, out_dir: pathlib.Path) -> pathlib.Path:
     log.event("generating the synthetic data set", out=str(out_dir), **params)
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    generate(out_dir, progress=True, **params)
+    g = config.data.generate
+    generate(
+        out_dir, users=g.users, items=g.items, days=g.days, seed=g.seed, world=g.world(),
+        progress=True,
+    )  # fmt: skip
     return out_dir
 
 

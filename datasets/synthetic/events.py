@@ -12,7 +12,6 @@ import numpy as np
 from mtlrec.datasets.synthetic.world import (
     DEVICE_CLICK_EFFECT,
     DEVICES,
-    FACTOR_DIM,
     MEDIAN_PRICE,
     World,
 )
@@ -26,7 +25,6 @@ _CLICK_BIAS = -2.3
 _BUY_BIAS = -2.8
 _PRICE_CLICK_EFFECT = 0.3
 _PRICE_BUY_EFFECT = 0.6
-_POSITION_DECAY = 0.7
 _SLATE_AFFINITY = 1.0  # weight of user affinity against popularity when filling a slate
 _REPEAT_CLICK_RATE = 0.04
 _NO_DWELL_RATE = 0.10
@@ -122,7 +120,8 @@ def draw_slates(rng: np.random.Generator, world: World, users: np.ndarray, k: in
     """
     if world.num_items <= _EXACT_SLATE_ITEMS:
         return _exact_slates(rng, world, users, k)
-    chunk = _SCORE_CELLS // ((_POPULAR_CANDIDATES + _UNIFORM_CANDIDATES) * FACTOR_DIM)
+    cells = (_POPULAR_CANDIDATES + _UNIFORM_CANDIDATES) * world.params.latent_dim
+    chunk = max(1, _SCORE_CELLS // cells)
     parts = [
         _candidate_slates(rng, world, users[lo : lo + chunk], k)
         for lo in range(0, len(users), chunk)
@@ -186,12 +185,12 @@ def _impressions(
     affinity = np.sum(world.user_factors[user] * world.item_factors[item], axis=1)
     click_logit = (
         _CLICK_BIAS
-        + affinity
+        + world.params.affinity * affinity
         + world.item_quality[item]
         + DEVICE_CLICK_EFFECT[device]
         - _PRICE_CLICK_EFFECT * log_price
     )
-    p_click = sigmoid(click_logit) * (1.0 + position) ** -_POSITION_DECAY
+    p_click = sigmoid(click_logit) * (1.0 + position) ** -world.params.position_decay
     buy_affinity = np.sum(world.user_factors[user] * world.item_buy_factors[item], axis=1)
     p_buy_given_click = sigmoid(_BUY_BIAS + buy_affinity - _PRICE_BUY_EFFECT * log_price)
     imps = _events(

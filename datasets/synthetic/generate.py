@@ -8,8 +8,9 @@ Output of `generate(out_dir, ...)`:
 
 The traffic: users (heavy-tailed activity) open pages on a device; each page shows up to
 10 items (Gumbel top-k of Zipf popularity + user/item affinity, best first). The true
-click probability is sigmoid(bias + u·v + item quality + device effect − price effect) ×
-(1 + position)^−0.7; clicks follow after seconds to minutes (~3 % after 30 min), ~4 %
+click probability is sigmoid(bias + a·u·v + item quality + device effect − price effect) ×
+(1 + position)^−0.7 (a, the exponents, the factors' dimension and the purchase factors'
+share of the click factors are `params.WorldParams`); clicks follow after seconds to minutes (~3 % after 30 min), ~4 %
 are clicked twice, ~10 % have no dwell; purchase | click ~ sigmoid(bias + u·w − price
 effect) after minutes to hours (~7 % after 24 h); plus orphan purchases and clicks from
 other surfaces. Days end on END_DATE; events after its end have not happened yet and are
@@ -29,7 +30,8 @@ Truth semantics (the Beam validate/join implements the same):
   0 <= purchase_ts − click_ts <= 86400 s; the impression of the last such click (largest
   click_ts) gets purchase = 1. purchases_attributed = attributed purchase events;
   orphan_purchases = the rest.
-- split_ts = min_ts + floor(0.8 × (max_ts − min_ts)) over accepted events of all types;
+- split_ts = the event time from which the latest fifth of the accepted events of all types
+  lie (sorted ts at row floor(0.8 × n), the product's default `data.eval_fraction`);
   train_examples = impressions with ts < split_ts, eval_examples = the others.
 - clicked_impressions / purchased_impressions = impressions with click / purchase = 1.
 - oracle.click_auc_eval = AUC of the true click probability against the click label over
@@ -53,6 +55,7 @@ import pyarrow.parquet as pq
 
 from mtlrec.datasets.synthetic import faults as faults
 from mtlrec.datasets.synthetic.events import CLICK, IMPRESSION, Events, concat, select, simulate_day
+from mtlrec.datasets.synthetic.params import DEFAULT_WORLD, WorldParams
 from mtlrec.datasets.synthetic.truth import TruthAccumulator
 from mtlrec.datasets.synthetic.world import (
     DEVICES,
@@ -137,9 +140,17 @@ def _write_day(day_dir: Path, good: Events, late_rows: list[dict]) -> None:
 
 
 def generate(
-    out_dir: str | Path, *, users: int, items: int, days: int, seed: int, progress: bool = True
+    out_dir: str | Path,
+    *,
+    users: int,
+    items: int,
+    days: int,
+    seed: int,
+    world: WorldParams = DEFAULT_WORLD,
+    progress: bool = True,
 ) -> dict:
-    """Writes the synthetic logs and truth.json into `out_dir`; returns the truth dict."""
+    """Writes the synthetic logs and truth.json into `out_dir`; returns the truth dict.
+    `world` sets the signals' strength and shape (`params.WorldParams`)."""
     if min(users, items, days) < 1:
         raise ValueError(f"users, items and days must be >= 1 (got {users}, {items}, {days})")
     out = Path(out_dir)
@@ -147,7 +158,8 @@ def generate(
     rng = np.random.default_rng(seed)
     start_ms = ((END_DATE - _EPOCH).days - days + 1) * DAY_MS
     end_ms = start_ms + days * DAY_MS
-    world = make_world(rng, users, items, start_ms)
+    world_params = world
+    world = make_world(rng, users, items, start_ms, world_params)
     for name, table in (("items", items_table(world)), ("users", users_table(world))):
         (out / name).mkdir(parents=True)
         pq.write_table(table, out / name / "part-00000.parquet")
@@ -185,7 +197,8 @@ def generate(
                 f"generate: day {day + 1}/{days} dt={date}: {rows} rows ({rate:,.0f} events/s)",
                 file=sys.stderr,
             )
-    result = {"seed": seed, "params": {"users": users, "items": items, "days": days}}
+    params = {"users": users, "items": items, "days": days, **dataclasses.asdict(world_params)}
+    result = {"seed": seed, "params": params}
     result |= truth.finish(rejected, n_duplicates)
     (out / "truth.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return result

@@ -371,7 +371,7 @@ def test_movielens_config_uses_the_preset_and_skips_without_data(tmp_path, capsy
 
 @pytest.mark.slow
 def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
-    from bench import preprocess, serving, synthetic_quality, train
+    from bench import preprocess, serving, synthetic_quality, train, worlds
 
     results = tmp_path / "results"
     monkeypatch.setattr(common, "RESULTS_DIR", results)
@@ -384,6 +384,7 @@ def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
     assert train.main(["--size", "tiny", "--workdir", work]) == 0
     assert serving.main(["--size", "tiny", "--workdir", work]) == 0
     assert synthetic_quality.main(["--size", "tiny", "--grid", "smoke", "--workdir", work]) == 0
+    assert worlds.main(["--worlds", "skewed", "--size", "tiny"]) == 0
 
     def read(name):
         return json.loads((results / f"{name}.json").read_text())
@@ -414,6 +415,9 @@ def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
     served = {(r["model"], r["catalogue_items"]): r for r in read("serving")["rows"]}
     assert served[("retriever", 1000)]["request_rows"] == 1
     assert next(r for (m, _), r in served.items() if m == "ranker")["request_rows"] == 100
+    (world,) = read("worlds")["runs"]
+    assert world["knobs"]["latent_dim"] == 4 and world["knobs"]["users"] == 120
+    assert 0.5 < world["oracle_click_auc"] < 1.0 and world["popularity_recall@100"] > 0
     quality = read("synthetic_quality")
     assert len(quality["rows"]) == 2
     assert all(0.0 <= r["click_auc"] <= 1.0 for r in quality["rows"])

@@ -1,5 +1,6 @@
 """Synthetic generator: determinism, and truth.json equal to an independent recount."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from mtlrec.datasets.synthetic.events import draw_slates
 from mtlrec.datasets.synthetic.generate import generate
+from mtlrec.datasets.synthetic.params import WorldParams
 from mtlrec.datasets.synthetic.truth import auc
 from mtlrec.datasets.synthetic.world import make_world
 from mtlrec.features import readers, schema
@@ -137,7 +139,7 @@ def test_layout_and_side_tables(generated):
     assert list(users.user_id) == [f"u{n}" for n in range(SIZE["users"])]
     assert (items.price > 0).all() and items.category.notna().all()
     assert users.age_bucket.isin(["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]).all()
-    assert truth["params"] == SIZE and truth["seed"] == 7
+    assert truth["params"] == SIZE | dataclasses.asdict(WorldParams()) and truth["seed"] == 7
 
 
 def test_same_seed_gives_identical_files(tmp_path):
@@ -172,6 +174,33 @@ def test_slates_distinct_popular_and_personal(items):
     assert shown[head].sum() > 0.25  # a uniform draw would give the top 10 % of items 0.10
     affinity = world.user_factors[users] @ world.item_factors.T
     assert np.take_along_axis(affinity, slates, axis=1).mean() > affinity.mean() + 0.2
+
+
+def test_world_knobs_shape_the_signals():
+    base = make_world(np.random.default_rng(0), 2000, 300, start_ms=0)
+    wide = make_world(np.random.default_rng(0), 2000, 300, 0, WorldParams(latent_dim=32))
+    assert base.user_factors.shape == (2000, 8) and wide.user_factors.shape == (2000, 32)
+    # The factors are scaled so that the affinity's spread does not grow with the dimension.
+    spread = [np.std(np.sum(w.user_factors[:300] * w.item_factors, axis=1)) for w in (base, wide)]
+    assert spread[1] == pytest.approx(spread[0], rel=0.25)
+    flat = make_world(np.random.default_rng(0), 10, 300, 0, WorldParams(popularity_skew=0.0))
+    assert not np.any(flat.item_log_popularity)
+    apart = make_world(np.random.default_rng(0), 10, 300, 0, WorldParams(task_correlation=0.0))
+    same = np.corrcoef(base.item_factors.ravel(), base.item_buy_factors.ravel())[0, 1]
+    independent = np.corrcoef(apart.item_factors.ravel(), apart.item_buy_factors.ravel())[0, 1]
+    assert same > 0.5 and abs(independent) < 0.1
+    with pytest.raises(ValueError, match="latent_dim must be >= 1"):
+        WorldParams(latent_dim=0)
+
+
+def test_a_world_without_affinity_or_position_bias_says_so_in_its_oracle(tmp_path):
+    size = {"users": 300, "items": 80, "days": 3, "seed": 2, "progress": False}
+    base = generate(tmp_path / "base", **size)
+    blind = generate(tmp_path / "blind", world=WorldParams(affinity=0.0), **size)
+    strong = generate(tmp_path / "strong", world=WorldParams(affinity=2.5), **size)
+    order = [t["oracle"]["click_auc_eval"] for t in (blind, base, strong)]
+    assert order == sorted(order) and order[2] - order[0] > 0.05
+    assert blind["params"]["affinity"] == 0.0
 
 
 def test_auc_hand_computed():
