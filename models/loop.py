@@ -213,7 +213,8 @@ def fit(
     summary = {
         "steps": int(run.state.step.numpy()),
         "epochs": run.epoch,
-        "best_epoch": int(run.state.best_epoch.numpy()),
+        # Counted from 1, as the epoch log lines count (the history's records from 0).
+        "best_epoch": int(run.state.best_epoch.numpy()) + 1,
         "stopped_early": run.stopped() and run.epoch < cfg.epochs,
         "resumed_from_step": run.resumed_from,
         "eval": final["eval"] if final else {},

@@ -305,8 +305,28 @@ def _run_step(
     entry.update(status="done", seconds=round(time.monotonic() - started, 3), result=result)
     save()
     ctx.results[step.name] = result
-    numbers = {k: v for k, v in result.items() if isinstance(v, int | float) and k != "split_ts"}
-    log.event(f"step {step.name}: done", step=step.name, seconds=entry["seconds"], **numbers)
+    log.event(
+        f"step {step.name}: done", step=step.name, seconds=entry["seconds"], **_readable(result)
+    )
+
+
+def _readable(result: dict[str, Any]) -> dict[str, Any]:
+    """A step result's numbers and flags for its log line: floats to 4 significant digits,
+    counts by reason (e.g. `rejected`) as their total with the non-zero reasons; times in ms
+    and nested results left out (the manifest holds them all)."""
+    fields: dict[str, Any] = {}
+    for key, value in result.items():
+        if key.endswith("_ts"):
+            continue
+        if isinstance(value, float):
+            fields[key] = round(value) if abs(value) >= 1000 else float(f"{value:.4g}")
+        elif isinstance(value, int):
+            fields[key] = value
+        elif isinstance(value, dict) and value and all(type(v) is int for v in value.values()):
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(value.items()) if v)
+            total = sum(value.values())
+            fields[key] = f"{total} ({reasons})" if reasons else total
+    return fields
 
 
 def _load_result(step: Step, ctx: RunContext, doc: dict[str, Any]) -> None:

@@ -97,7 +97,7 @@ def test_early_stopping_restores_the_best_epoch(tmp_path):
     history = json.loads((tmp_path / "history.json").read_text())
     losses = [r["eval_loss"] for r in history]
     best = int(np.argmin(losses))
-    assert summary["stopped_early"] and summary["best_epoch"] == best
+    assert summary["stopped_early"] and summary["best_epoch"] == best + 1  # as the log counts
     assert len(history) == summary["epochs"] == best + 1 + 2 < 10
     restored = evaluate(model, _rows(2, 400, flip=True).batch(200))
     assert restored["click"]["loss"] == pytest.approx(losses[best], rel=1e-5)

@@ -321,3 +321,26 @@ def test_a_push_killed_after_publishing_is_not_published_again(tmp_path):
     (served / "4").mkdir()
     (served / "4" / "saved_model.pb").write_bytes(b"model-b")
     assert steps_module.already_served(candidate, served) is None
+
+
+def test_a_step_log_line_rounds_and_names_the_reasons():
+    from mtlrec.run import _readable
+
+    result = {
+        "events_read": 16083,
+        "rejected": {"missing_field": 68, "bad_value": 0, "bad_timestamp": 47},
+        "duplicates": {"events": 0},
+        "examples_per_s": 4115.58727812871,
+        "best_loss": 0.123456789,
+        "stopped_early": False,
+        "split_ts": 1769662096956,
+        "eval": {"click": {"auc": 0.7}},
+    }
+    assert _readable(result) == {
+        "events_read": 16083,
+        "rejected": "115 (bad_timestamp 47, missing_field 68)",
+        "duplicates": 0,
+        "examples_per_s": 4116,
+        "best_loss": 0.1235,
+        "stopped_early": False,
+    }
