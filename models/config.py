@@ -124,5 +124,9 @@ class TrainingConfig(ConfigSection):
     stream from the TFRecords, parsed every epoch. 0 = always stream."""
     seed: int = 42
     """Seed for initialisation, shuffling and task sampling: seeded runs are reproducible."""
+    warm_start: str | None = None
+    """Start from an earlier model instead of random weights: `last_blessed` (the latest
+    blessed run of the workdir) or a run directory; vocabulary rows are carried by id, other
+    weights by name and shape (`mtlrec.models.warm_start`). null = a cold start."""
     strategy: Literal["auto", "default", "mirrored", "multi_worker"] = "auto"
     """tf.distribute strategy; auto = multi_worker when TF_CONFIG is set, else default."""

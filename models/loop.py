@@ -35,6 +35,7 @@ class Trainer:
         strategy: tf.distribute.Strategy,
         prepare: Callable[[dict], dict] | None = None,
         resume_from: pathlib.Path | None = None,
+        warm_start: Callable[[tf.keras.Model], dict] | None = None,
     ) -> None:
         self.cfg, self.strategy, self.steps_per_epoch = cfg, strategy, steps_per_epoch
         tf.keras.utils.set_random_seed(cfg.seed)
@@ -53,6 +54,10 @@ class Trainer:
             None if resume_from is None else resume_from / "checkpoints"
         )
         _check_same_step(strategy, self.state.step)
+        # A resumed run goes on from its own checkpoint; only a fresh one starts warm.
+        self.warm_start = (
+            warm_start(self.model) if warm_start is not None and self.resumed_from is None else None
+        )
         self.history = History(step_dir, int(self.state.epoch.numpy()))
         self.step_fn = TrainStep(
             self.model, self.optimizer, strategy, l2_embedding=cfg.l2_embedding, prepare=prepare
@@ -171,6 +176,7 @@ def fit(
     prepare: Callable[[dict], dict] | None = None,
     log: Callable[[str], None] | None = None,
     resume_from: str | pathlib.Path | None = None,
+    warm_start: Callable[[tf.keras.Model], dict] | None = None,
 ) -> tuple[tf.keras.Model, dict]:
     """Trains (resuming from `step_dir/checkpoints` if present); returns (model, summary).
 
@@ -178,6 +184,7 @@ def fit(
     `TrainStep`). The returned model holds the best weights on the eval split when early
     stopping is on. `resume_from`: another step directory whose checkpoints to resume from
     (a multi-worker run's chief's, for the other workers, which write into their own).
+    `warm_start` initialises a freshly built model (not a resumed one) and returns its report.
     """
     # A child of the "mtlrec" logger, so the CLI's text or JSON formatting applies.
     log = log or logging.getLogger("mtlrec.train").info
@@ -192,6 +199,7 @@ def fit(
         strategy=strategy,
         prepare=prepare,
         resume_from=None if resume_from is None else pathlib.Path(resume_from),
+        warm_start=warm_start,
     )
     if run.resumed_from is not None:
         log(f"resuming from step {run.resumed_from} (epoch {run.epoch})")
@@ -217,6 +225,7 @@ def fit(
         "best_epoch": int(run.state.best_epoch.numpy()) + 1,
         "stopped_early": run.stopped() and run.epoch < cfg.epochs,
         "resumed_from_step": run.resumed_from,
+        "warm_start": run.warm_start,
         "eval": final["eval"] if final else {},
         "eval_losses": {t: m["loss"] for t, m in final["eval"].items()} if final else {},
         "examples_per_s": total_rows / total_seconds if total_seconds > 0 else 0.0,

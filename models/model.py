@@ -129,6 +129,19 @@ class MultiTaskModel(tfrs.Model):
         towers = self.query_tower.id_embedding_tables + self.candidate_tower.id_embedding_tables
         return towers + [t for head in self.heads.values() for t in head.id_bias_tables]
 
+    def vocabulary_tables(self) -> list[tuple[str, tf.Variable]]:
+        """(vocabulary name, table) of every table whose rows are vocabulary entries: the
+        towers' id and categorical embeddings, the heads' per-id biases, the retrieval item
+        bias. A warm start carries their rows over by token (`mtlrec.models.warm_start`)."""
+        tables = [
+            pair for tower in (self.query_tower, self.candidate_tower)
+            for pair in tower.vocabulary_tables
+        ]  # fmt: skip
+        for head in self.heads.values():
+            for feature, layer in head.id_biases.items():
+                tables.append((self.feature_set.get(feature).vocab_name, layer.embeddings))
+        return tables
+
     def _positions(self, features: dict[str, tf.Tensor], batch: tf.Tensor) -> tf.Tensor:
         if "position" in features:
             return features["position"]

@@ -84,6 +84,18 @@ class Tower(tf.keras.layers.Layer):
         """The id tables (user_id / item_id) of this tower: the L2-regularised variables."""
         return [self.embeddings[f.name].embeddings for f in self.features if f.kind is Kind.ID]
 
+    @property
+    def vocabulary_tables(self) -> list[tuple[str, tf.Variable]]:
+        """(vocabulary name, table) of the tables indexed by a vocabulary's rows."""
+        tables = [
+            (f.vocab_name, self.embeddings[f.name].embeddings)
+            for f in self.features
+            if f.vocab_name is not None
+        ]
+        if self.bias_table is not None:
+            tables.append((self.bias_id, self.bias_table.embeddings))
+        return tables
+
     def _encode(self, feature: Feature, value: tf.Tensor) -> tf.Tensor:
         if feature.kind is Kind.NUMERIC:
             return tf.reshape(tf.cast(value, tf.float32), [-1, 1])

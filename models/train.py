@@ -18,6 +18,7 @@ from mtlrec.models.loop import fit
 from mtlrec.models.memory_input import open_split
 from mtlrec.models.model import build_model, save_model
 from mtlrec.models.tasks import kind_of
+from mtlrec.models.warm_start import Source, warm_start
 
 TRANSFORM_DIR = "transform_fn"
 TRAIN_PATTERN = "train-*.tfrecord.gz"
@@ -32,13 +33,15 @@ def train(
     features_cfg: FeaturesConfig,
     preprocess_dir: str | pathlib.Path,
     step_dir: str | pathlib.Path,
+    warm_start_from: Source | None = None,
 ) -> dict:
     """Trains the multi-task model on `preprocess_dir` and writes `step_dir`.
 
     Writes `model/` (weights + model_spec.json), `checkpoints/` (resume after a crash),
     `tensorboard/` and `history.json` (a worker other than the chief of a multi-worker run
-    writes them into a temporary directory: `mtlrec.models.distribute`); returns the summary (steps, epochs, per-task
-    validation losses and metrics of the kept weights, examples/s).
+    writes them into a temporary directory: `mtlrec.models.distribute`); returns the summary
+    (steps, epochs, per-task validation losses and metrics of the kept weights, examples/s,
+    and `warm_start`: what a start from `warm_start_from` carried over, or None).
 
     Raises:
       ValueError: the preprocess output is missing, or a config name is unknown.
@@ -100,6 +103,9 @@ def train(
             catalogue=catalogue if any(kind_of(t).ranks_catalogue for t in tasks) else None,
             prepare=train_split.prepare,
             resume_from=None if role.is_chief else step_dir,
+            warm_start=None
+            if warm_start_from is None
+            else lambda m: warm_start(m, warm_start_from, tft_dir),
         )
         # The summary's "eval" metrics are the kept weights' on the validation split.
         summary["input"] = {"train": train_split.source, "validation": validation_split.source}

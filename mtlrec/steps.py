@@ -25,8 +25,12 @@ from mtlrec.evaluation.evaluate import run_evaluate
 from mtlrec.manifest import STEP_NAMES
 from mtlrec.models.model import load_model
 from mtlrec.models.train import train
+from mtlrec.models.warm_start import Source
 from mtlrec.pipeline.preprocess import run_preprocess, run_validate, run_validate_and_preprocess
 from mtlrec.pipeline.step_counts import check_preprocessed
+from mtlrec.runs import run_manifests
+
+LAST_BLESSED = "last_blessed"
 
 
 @dataclasses.dataclass
@@ -115,9 +119,46 @@ def _preprocess(ctx: RunContext) -> dict[str, Any]:
 
 def _train(ctx: RunContext) -> dict[str, Any]:
     c = ctx.config
-    return train(
-        c.tasks, c.model, c.training, c.features, ctx.step_dir("preprocess"), ctx.step_dir("train")
+    source = warm_start_source(ctx)
+    summary = train(
+        c.tasks,
+        c.model,
+        c.training,
+        c.features,
+        ctx.step_dir("preprocess"),
+        ctx.step_dir("train"),
+        warm_start_from=source,
     )
+    if c.training.warm_start is not None and source is None:
+        summary["warm_start"] = {"source": None, "note": "no blessed run yet: a cold start"}
+    return summary
+
+
+def warm_start_source(ctx: RunContext) -> Source | None:
+    """The model `training.warm_start` names: the latest blessed other run's, or a run
+    directory's; None for a cold start (or no blessed run yet).
+
+    Raises:
+      ValueError: a named run directory without a trained model.
+    """
+    setting = ctx.config.training.warm_start
+    if setting is None:
+        return None
+    if setting == LAST_BLESSED:
+        blessed = [
+            m
+            for m in run_manifests(ctx.workdir)
+            if m.get("blessed") and m.get("run_id") != ctx.run_dir.name
+        ]
+        if not blessed:
+            return None
+        run_dir = ctx.workdir / "runs" / blessed[-1]["run_id"]
+    else:
+        run_dir = pathlib.Path(setting)
+    model_dir = run_dir / "train" / "model"
+    if not (model_dir / "model_spec.json").exists():
+        raise ValueError(f"training.warm_start: {run_dir} holds no trained model ({model_dir})")
+    return Source(model_dir, run_dir / "preprocess" / "transform_fn")
 
 
 def _evaluate(ctx: RunContext) -> dict[str, Any]:
