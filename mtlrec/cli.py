@@ -70,7 +70,9 @@ NATIVE_LOG_ENV = "MTLREC_NATIVE_LOG"
 _VERBOSE_HELP = "show TensorFlow's and absl's native log lines and TensorFlow's warnings"
 
 
-def _add_config_options(p: argparse.ArgumentParser) -> None:
+def _add_config_options(p: argparse.ArgumentParser, *, window: bool = True) -> None:
+    """The configuration options; `window=False` leaves out the date window's (`backfill`
+    takes --start/--end as the range of days instead)."""
     # SUPPRESS: a subcommand's default must not undo `mtlrec --verbose COMMAND`.
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=_VERBOSE_HELP)
     p.add_argument("--config", type=pathlib.Path, help="YAML configuration file")
@@ -91,8 +93,14 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="raw log directory (sets data.raw_dir)")
     p.add_argument("--workdir", help="work directory of runs and exports (sets runner.workdir)")
     p.add_argument("--split-ts", help="train/eval boundary, ISO-8601 or ms (sets data.split_ts)")
-    p.add_argument("--start", help="first date YYYY-MM-DD of the run's window (data.start)")
-    p.add_argument("--end", help="last date YYYY-MM-DD of the run's window (data.end)")
+    if window:
+        p.add_argument(
+            "--date",
+            help="the run's day YYYY-MM-DD (data.date): its window ends on it and spans "
+            "data.train_days days; a scheduler's logical date",
+        )
+        p.add_argument("--start", help="first date YYYY-MM-DD of the run's window (data.start)")
+        p.add_argument("--end", help="last date YYYY-MM-DD of the run's window (data.end)")
     p.add_argument(
         "--log-format", choices=("text", "json"), help="progress for people or JSON lines"
     )
@@ -141,6 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in STEP_NAMES:
         _add_run_options(sub.add_parser(name, help=_STEP_HELP[name]), name)
+
+    p = sub.add_parser("backfill", help="the daily run for each day of a range, in order")
+    _add_config_options(p, window=False)
+    _add_beam_option(p)
+    p.add_argument("--start", dest="first_day", required=True, help="first day YYYY-MM-DD")
+    p.add_argument("--end", dest="last_day", required=True, help="last day YYYY-MM-DD")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
 
     p = sub.add_parser("tune", help="search training and model keys (Optuna), on validation")
     _add_config_options(p)
@@ -216,6 +231,7 @@ def _document(args: argparse.Namespace) -> dict:
         ("data", "data.raw_dir"),
         ("workdir", "runner.workdir"),
         ("split_ts", "data.split_ts"),
+        ("date", "data.date"),
         ("start", "data.start"),
         ("end", "data.end"),
         ("log_format", "runner.log_format"),
@@ -276,6 +292,19 @@ def _cmd_run(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     for line in run_summary(doc, run_dir):
         log.event(line)
     log.event("run finished", run_dir=str(run_dir))
+    return 0
+
+
+def _cmd_backfill(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    from mtlrec import log
+    from mtlrec.backfill import backfill
+    from mtlrec.pipeline import worker_guard
+
+    config = _config(args, beam_args)
+    _check_beam_args(config.runner.beam_args)
+    log.configure(config.runner.log_format)
+    worker_guard.start_watchdog()
+    backfill(config, args.first_day, args.last_day, dry_run=args.dry_run)
     return 0
 
 
@@ -517,6 +546,8 @@ def _dispatch(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
         return _cmd_recommend(args, beam_args)
     if args.command == "tune":
         return _cmd_tune(args, beam_args)
+    if args.command == "backfill":
+        return _cmd_backfill(args, beam_args)
     handlers = {
         "generate": _cmd_generate,
         "import": _cmd_import,
@@ -530,7 +561,7 @@ def _dispatch(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
 
 
 def _workdir_of(args: argparse.Namespace) -> pathlib.Path | None:
-    if getattr(args, "command", None) not in ("run", "tune", *STEP_NAMES):
+    if getattr(args, "command", None) not in ("run", "tune", "backfill", *STEP_NAMES):
         return None
     if args.workdir is not None:
         return pathlib.Path(args.workdir)

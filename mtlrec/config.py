@@ -230,7 +230,12 @@ def _apply_override(document: dict[str, Any], override: str) -> None:
     key, sep, raw = override.partition("=")
     if not sep or not key:
         raise ConfigError(f"--set {override!r}: expected section.key=value")
-    value = yaml.safe_load(raw) if raw else None
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except ValueError:
+        # YAML reads 2026-13-01 as a date and fails on the month: the field's own check
+        # names the key and the format.
+        value = raw
     parts = key.split(".")
     node: Any = document
     for i, part in enumerate(parts[:-1]):

@@ -134,6 +134,21 @@ def _train(ctx: RunContext) -> dict[str, Any]:
     return summary
 
 
+def last_blessed_run(workdir: pathlib.Path, current: str, end: str | None) -> str | None:
+    """The blessed run (other than `current`) a run warm-starts from: with a dated window
+    ending on `end`, the one whose window ends latest before it (a backfill's previous day,
+    whatever ran last); otherwise the latest updated."""
+    blessed = [m for m in run_manifests(workdir) if m.get("blessed") and m.get("run_id") != current]
+    if end is not None:
+
+        def window_end(manifest: dict[str, Any]) -> str:
+            return ((manifest.get("input") or {}).get("dates") or ["", ""])[1]
+
+        earlier = [m for m in blessed if "" < window_end(m) < end]
+        return max(earlier, key=window_end)["run_id"] if earlier else None
+    return blessed[-1]["run_id"] if blessed else None
+
+
 def warm_start_source(ctx: RunContext) -> Source | None:
     """The model `training.warm_start` names: the latest blessed other run's, or a run
     directory's; None for a cold start (or no blessed run yet).
@@ -145,14 +160,10 @@ def warm_start_source(ctx: RunContext) -> Source | None:
     if setting is None:
         return None
     if setting == LAST_BLESSED:
-        blessed = [
-            m
-            for m in run_manifests(ctx.workdir)
-            if m.get("blessed") and m.get("run_id") != ctx.run_dir.name
-        ]
-        if not blessed:
+        run_id = last_blessed_run(ctx.workdir, ctx.run_dir.name, ctx.config.data.end)
+        if run_id is None:
             return None
-        run_dir = ctx.workdir / "runs" / blessed[-1]["run_id"]
+        run_dir = ctx.workdir / "runs" / run_id
     else:
         run_dir = pathlib.Path(setting)
     model_dir = run_dir / "train" / "model"

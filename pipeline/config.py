@@ -7,7 +7,8 @@ from; the jobs see only these sections, never the root configuration.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import datetime
+from typing import Any, Literal
 
 import pydantic
 
@@ -37,6 +38,15 @@ class DataConfig(ConfigSection):
 
     interactions: InteractionsConfig | None = None
     """Read a pre-joined interactions table instead of events (MovieLens, KuaiRand style)."""
+    date: str | None = None
+    """The run's day (YYYY-MM-DD, UTC), e.g. a scheduler's logical date: the window ends on it
+    (`end` defaults to it) and, with `train_days`, starts `train_days` - 1 days before."""
+    train_days: int | None = pydantic.Field(default=None, ge=1)
+    """Days of partitions a dated run reads, ending on `date` (a rolling window); null = the
+    date alone (or the whole directory without a date)."""
+    test_days: int | None = pydantic.Field(default=None, ge=1)
+    """The last `test_days` days of a dated run's window are its test split (`split_ts`
+    defaults to their first midnight); null = the eval_fraction quantile."""
     start: str | None = None
     """First date (YYYY-MM-DD, UTC) of the run's window; rows before it are out_of_range."""
     end: str | None = None
@@ -70,6 +80,27 @@ class DataConfig(ConfigSection):
     orphan_clicks_to_retrieval: bool = False
     """Clicks that join no impression become extra retrieval-only training examples."""
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _dated_window(cls, values: Any) -> Any:
+        """`date` (+ `train_days`, `test_days`) fills `end`, `start` and `split_ts` when unset.
+        Dates YAML read as dates (`--set data.start=2026-01-05`) become their ISO text."""
+        if not isinstance(values, dict):
+            return values
+        values = {
+            k: v.isoformat() if isinstance(v, datetime.date) and k in _DATE_KEYS else v
+            for k, v in values.items()
+        }
+        if values.get("date") is None:
+            return values
+        day = _parse_day(values["date"], "date")
+        window = values.get("train_days") or 1
+        filled = {"end": day.isoformat(), "start": (day - _days(window - 1)).isoformat()}
+        if values.get("test_days"):
+            filled["split_ts"] = (day - _days(values["test_days"] - 1)).isoformat()
+        given = {k: v for k, v in values.items() if v is not None}
+        return {**filled, **given, "date": day.isoformat()}
+
     def partition_window(self) -> tuple[str, str] | None:
         """Inclusive (start, end) dates of the `dt=` partitions to read; None reads them all."""
         if self.start is None and self.end is None:
@@ -90,3 +121,17 @@ class JobConfig:
     now_ms: int | None = None
     """The run's wall clock (ms), read once by the driver: the default `data.max_ts` bound.
     Workers never read the clock."""
+
+
+_DATE_KEYS = ("date", "start", "end", "split_ts")
+
+
+def _days(n: int) -> datetime.timedelta:
+    return datetime.timedelta(days=n)
+
+
+def _parse_day(value: Any, field: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not a date YYYY-MM-DD") from None

@@ -41,7 +41,7 @@ def test_dag_steps_are_real_cli_commands():
         args, unknown = parser.parse_known_args([step, *common.split()])
         assert args.command == step
         assert unknown == []
-        assert args.start == args.end == "2026-01-01"
+        assert args.date == args.run_id == "2026-01-01"
 
 
 def test_cron_line_runs_mtlrec_daily_with_json_logs():
@@ -55,3 +55,9 @@ def test_cron_line_runs_mtlrec_daily_with_json_logs():
     assert re.fullmatch(r"\d+", fields[0]) and re.fullmatch(r"\d+", fields[1])
     assert fields[2:5] == ["*", "*", "*"]
     assert "mtlrec run" in lines[0] and "--log-format json" in lines[0]
+    assert '--date "$(date -u -d yesterday' in lines[0]
+
+
+def test_dag_catches_up_missed_days():
+    source = ast.unparse(_dag_module())
+    assert "catchup=True" in source and "max_active_runs=1" in source

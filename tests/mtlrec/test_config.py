@@ -31,7 +31,7 @@ def test_unknown_key_names_the_key_and_the_valid_ones():
         "config error: unknown key 'training.epoch'; valid keys: mode, optimizer, "
         "learning_rate, lr_schedule, momentum, l2_embedding, clipnorm, batch_size, epochs, "
         "steps_per_epoch, early_stopping_patience, steps_per_execution, checkpoint_every_steps, "
-        "shuffle_buffer, input_memory_mb, seed, strategy"
+        "shuffle_buffer, input_memory_mb, seed, warm_start, strategy"
     )
 
 
