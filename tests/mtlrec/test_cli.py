@@ -1,5 +1,6 @@
 """The mtlrec command line: help, one-line errors, exit codes."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -260,3 +261,60 @@ def test_disk_full_under_a_step_is_one_line_naming_the_path_and_the_log(
     )
     log_file = pathlib.Path(err.split("(traceback: ")[1].rstrip(")\n"))
     assert "OSError: [Errno 28] No space left on device" in log_file.read_text()
+
+
+def _bad_input_dir(raw: pathlib.Path) -> None:
+    """20 good CSV impressions with one ragged row, a 0-byte Parquet file, 5 good JSON clicks
+    with two garbage lines."""
+    jan2 = 1_704_153_600_000
+    (raw / "events").mkdir(parents=True)
+    lines = ["event_id,ts,user_id,item_id,event_type,request_id,position"]
+    lines += [
+        f"e{i},{jan2 + i * 1000},u{i % 4},i{i % 5},impression,r{i},{i % 3}" for i in range(20)
+    ]
+    lines.insert(5, "bad,row,only")
+    (raw / "events" / "part-0.csv").write_text("\n".join(lines) + "\n")
+    (raw / "events" / "part-1.parquet").write_bytes(b"")
+    clicks = [
+        f'{{"event_id": "j{i}", "ts": {jan2 + i}, "user_id": "u1", "item_id": "i1", '
+        f'"event_type": "click", "request_id": "r{i}"}}'
+        for i in range(5)
+    ]
+    clicks.insert(2, "garbage {{{")
+    clicks.insert(4, '"just a string"')
+    (raw / "events" / "part-2.jsonl").write_text("\n".join(clicks) + "\n")
+
+
+def test_validate_goes_past_a_ragged_row_an_empty_file_and_garbage_json(tmp_path, capsys):
+    raw, workdir = tmp_path / "raw", tmp_path / "w"
+    _bad_input_dir(raw)
+    code = main(
+        [
+            "validate",
+            "--data",
+            str(raw),
+            "--workdir",
+            str(workdir),
+            "--set",
+            "data.max_bad_fraction=0.2",
+        ]
+    )
+    assert code == 0
+    empty = str(raw / "events" / "part-1.parquet")
+    assert f"skipped bad events file {empty}: empty file (0 bytes)" in capsys.readouterr().err
+    counts = json.loads((workdir / "manifest.json").read_text())["counts"]
+    assert counts["events_read"] == 28
+    assert counts["accepted"] == {"impression": 20, "click": 5, "purchase": 0}
+    assert counts["rejected"]["malformed_row"] == 3
+    assert sum(counts["rejected"].values()) == 3
+    assert (counts["bad_files"], counts["bad_file_reasons"]) == (1, {empty: "empty file (0 bytes)"})
+    dead = sorted(
+        (r["_file"].rsplit("/", 1)[1], r["_line"], r["_raw"], r["detail"])
+        for f in pathlib.Path(counts["dead_letter"]).glob("events*.jsonl")
+        for r in map(json.loads, f.read_text().splitlines())
+    )
+    assert dead == [
+        ("part-0.csv", 6, "bad,row,only", "has 3 fields, the header has 7"),
+        ("part-2.jsonl", 3, "garbage {{{", "not valid JSON: Expecting value"),
+        ("part-2.jsonl", 5, '"just a string"', "a JSON str, not an object"),
+    ]
