@@ -117,7 +117,8 @@ def check_bad_fraction(counts: dict[str, Any], limit: float) -> None:
 def preprocess_counts(totals: dict[str, Any]) -> dict[str, Any]:
     """The preprocess step's counts from its job's totals."""
     return {key: totals.get(key, 0) for key in PREPROCESS_COUNT_KEYS} | {
-        "split_ts": totals["split_ts"]
+        "split_ts": totals["split_ts"],
+        "positives": totals.get("positives", {}),
     }
 
 

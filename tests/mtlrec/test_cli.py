@@ -318,3 +318,29 @@ def test_validate_goes_past_a_ragged_row_an_empty_file_and_garbage_json(tmp_path
         ("part-2.jsonl", 3, "garbage {{{", "not valid JSON: Expecting value"),
         ("part-2.jsonl", 5, '"just a string"', "a JSON str, not an object"),
     ]
+
+
+def test_a_split_without_a_positive_label_stops_before_training_in_one_line(tmp_path, capsys):
+    # Ten days, two impressions a day, the first clicked; purchases on days 0-5 only, so the
+    # validation split (day 7: the latest 10 % before the test split at day 8) has none.
+    t0, day, minute = 1_704_067_200_000, 86_400_000, 60_000
+    lines = ["event_id,ts,user_id,item_id,event_type,request_id,position,dwell_s"]
+    for d in range(10):
+        ts, user = t0 + d * day, f"u{d % 3}"
+        lines += [f"i{d}-{s},{ts},{user},i{(d + s) % 4},impression,r{d},{s}," for s in (0, 1)]
+        lines.append(f"c{d},{ts + minute},{user},i{d % 4},click,r{d},,{10 + d}")
+        if d < 6:
+            lines.append(f"p{d},{ts + 2 * minute},{user},i{d % 4},purchase,,,")
+    raw, workdir = tmp_path / "raw", tmp_path / "w"
+    raw.mkdir()
+    (raw / "events.csv").write_text("\n".join(lines) + "\n")
+    split = str(t0 + 8 * day)
+    code = main(["run", "--data", str(raw), "--workdir", str(workdir), "--split-ts", split])
+    assert code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("mtlrec: error: ")
+    assert (
+        "split validation: task purchase has no positive 'purchase' label (0 of 2 examples)" in last
+    )
+    log_file = pathlib.Path(last.split("(traceback: ")[1].rstrip(")"))
+    assert "SplitCheckError" in log_file.read_text()
