@@ -426,10 +426,18 @@ def read_table(raw_dir: str | Path, table: str) -> pa.Table:
 
 def column_names(file: RawFile) -> tuple[str, ...]:
     """The columns a raw file holds (Parquet schema, CSV header, keys of the first JSON line);
-    reads only what it takes to know them."""
+    reads only what it takes to know them.
+
+    Raises:
+      BadFileError: a Parquet file that is empty or has no readable footer.
+    """
     with open(file.path, "rb") as f:
         if file.format == "parquet":
-            return tuple(pq.read_schema(f).names)
+            try:
+                return tuple(pq.read_schema(f).names)
+            except pa.ArrowException as e:
+                reason = "empty file (0 bytes)" if os.path.getsize(file.path) == 0 else str(e)
+                raise BadFileError(file.path, reason) from e
         lines = io.TextIOWrapper(f, encoding="utf-8", errors="replace")
         if file.format in _DELIMITERS:
             header = csv.reader([lines.readline()], delimiter=_DELIMITERS[file.format])

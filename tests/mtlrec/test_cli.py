@@ -301,7 +301,13 @@ def test_validate_goes_past_a_ragged_row_an_empty_file_and_garbage_json(tmp_path
     )
     assert code == 0
     empty = str(raw / "events" / "part-1.parquet")
-    assert f"skipped bad events file {empty}: empty file (0 bytes)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"skipped bad events file {empty}: empty file (0 bytes)" in err
+    (done,) = [line for line in err.splitlines() if "step validate: done" in line]
+    assert done.endswith(
+        "events_read=28  duplicates=0  rejected=3 (malformed_row 3)  "
+        "accepted=25 (click 5, impression 20)  bad_files=1"
+    )
     counts = json.loads((workdir / "manifest.json").read_text())["counts"]
     assert counts["events_read"] == 28
     assert counts["accepted"] == {"impression": 20, "click": 5, "purchase": 0}
