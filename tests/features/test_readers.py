@@ -388,3 +388,14 @@ def test_parquet_native_types_become_text(tmp_path):
     ]
     typed = typed_rows(tmp_path, schema.USERS, "users")
     assert [r["signup_ts"] for r in typed] == [1767225601500, None]
+
+
+def test_ragged_tsv_rows_are_malformed_too(tmp_path):
+    (tmp_path / "events.tsv").write_text("event_id\tts\ne1\t1\ne2\t2\textra\n")
+    raw = raw_rows(tmp_path)
+    assert [(r["event_id"], r["_row"]) for r in raw[:1]] == [("e1", 0)]
+    assert (raw[1]["_raw"], raw[1]["_line"], raw[1]["_malformed"]) == (
+        "e2\t2\textra",
+        3,
+        "has 3 fields, the header has 2",
+    )
