@@ -16,7 +16,9 @@ CSV has no null: an empty field of a column the contract does not require in eve
 A row that does not parse (a CSV/TSV row with the wrong number of fields, a JSON line that is
 not a JSON object) comes in a batch of its own: every contract column null, plus `_raw` (its
 text, at most `MAX_RAW_CHARS` characters), `_line` (1-based line in the file) and
-`_malformed` (why); the validator rejects it as `malformed_row`. A file that is empty or
+`_malformed` (why); the validator rejects it as `malformed_row`. A CSV/TSV row holding
+bytes that are not UTF-8 is malformed too; its `_raw` is its contract fields, decoded with
+replacement characters, joined by the delimiter. A file that is empty or
 cannot be read raises `BadFileError` (rows it yielded before the fault stay read).
 """
 
@@ -253,8 +255,9 @@ def _csv_batches(
     delimiter: str = ",",
 ) -> Iterator[pa.RecordBatch]:
     names = table.column_names
+    # Bytes, not text: one value that is not UTF-8 would fail its whole block as text.
     convert = pcsv.ConvertOptions(
-        column_types=dict.fromkeys(names, pa.string()),
+        column_types=dict.fromkeys(names, pa.binary()),
         include_columns=list(names),
         include_missing_columns=True,
     )
@@ -265,19 +268,52 @@ def _csv_batches(
     batches = pcsv.open_csv(source, read_options=read, parse_options=parse, convert_options=convert)
     row = 0
     for batch in batches:
+        text, not_utf8 = _as_text(batch, names)
+        data_rows = invalid.data_row(np.arange(row, row + batch.num_rows, dtype=np.int64))
+        for i in np.flatnonzero(not_utf8):
+            values = (text[n][i].as_py() for n in names)
+            fields = delimiter.join("" if v is None else v for v in values)
+            invalid.rows.append((int(data_rows[i]) + 2, fields, "not valid UTF-8"))
+        keep = pa.array(~not_utf8)
         columns = {}
         for column in table.columns:
-            values = batch.column(column.name)
+            values = text[column.name].filter(keep)
             if not column.required:
                 values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
             columns[column.name] = values
-        parsed = np.arange(row, row + batch.num_rows, dtype=np.int64)
-        columns[FILE_COLUMN] = pa.repeat(pa.scalar(path, pa.string()), batch.num_rows)
-        columns[ROW_COLUMN] = pa.array(invalid.data_row(parsed))
-        yield pa.RecordBatch.from_pydict(columns)
+        kept = int((~not_utf8).sum())
+        columns[FILE_COLUMN] = pa.repeat(pa.scalar(path, pa.string()), kept)
+        columns[ROW_COLUMN] = pa.array(data_rows[~not_utf8])
+        if kept:
+            yield pa.RecordBatch.from_pydict(columns)
         row += batch.num_rows
         yield from _csv_malformed(names, path, invalid)
     yield from _csv_malformed(names, path, invalid)
+
+
+def _as_text(
+    batch: pa.RecordBatch, names: tuple[str, ...]
+) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """The batch's binary columns as text (bytes that are not UTF-8 decoded with replacement
+    characters) and which rows held such bytes."""
+    not_utf8 = np.zeros(batch.num_rows, dtype=bool)
+    text: dict[str, pa.Array] = {}
+    for name in names:
+        values = batch.column(name)
+        try:
+            text[name] = pc.cast(values, pa.string())
+            continue
+        except pa.ArrowInvalid:
+            pass
+        decoded = []
+        for i, value in enumerate(values.to_pylist()):
+            try:
+                decoded.append(None if value is None else value.decode("utf-8"))
+            except UnicodeDecodeError:
+                decoded.append(value.decode("utf-8", errors="replace"))
+                not_utf8[i] = True
+        text[name] = pa.array(decoded, pa.string())
+    return text, not_utf8
 
 
 def _json_text(value: object) -> str | None:

@@ -399,3 +399,20 @@ def test_ragged_tsv_rows_are_malformed_too(tmp_path):
         3,
         "has 3 fields, the header has 2",
     )
+
+
+def test_a_csv_row_that_is_not_utf8_is_malformed_and_the_others_stay(tmp_path):
+    (tmp_path / "events.csv").write_bytes(
+        b"event_id,ts,user_id\ne1,1,u1\ne2,2,u\xff\xfe\ne3,3,u3\n"
+    )
+    raw = raw_rows(tmp_path)
+    assert [(r["event_id"], r["user_id"], r["_row"]) for r in raw[:2]] == [
+        ("e1", "u1", 0),
+        ("e3", "u3", 2),
+    ]
+    assert {k: raw[2][k] for k in ("_row", "_line", "_raw", "_malformed")} == {
+        "_row": 1,
+        "_line": 3,
+        "_raw": "e2,2,u\ufffd\ufffd" + "," * (len(EVENTS.column_names) - 3),
+        "_malformed": "not valid UTF-8",
+    }
