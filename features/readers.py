@@ -344,7 +344,7 @@ def _jsonl_batches(
     handle = open(source, "rb") if isinstance(source, str) else source  # noqa: SIM115
     try:
         pending: dict[str, list[str | None]] = {n: [] for n in names}
-        nested: list[list[str]] = []
+        nested: list[list[str] | None] = []
         rows: list[int] = []
         malformed: list[tuple[int | None, int | None, str, str]] = []
         # readline, not iteration: Beam's CompressedFile handles are not iterable
@@ -356,9 +356,16 @@ def _jsonl_batches(
                 text = line.decode("utf-8", errors="replace").rstrip("\r\n")
                 malformed.append((line_no, line_no + 1, text, why))
                 continue
+            row_nested = None
             for n in names:
-                pending[n].append(_json_text(record.get(n)))
-            nested.append([n for n in names if isinstance(record.get(n), dict | list)])
+                value = record.get(n)
+                if value is None or type(value) is str:
+                    pending[n].append(value)  # the common case, kept cheap
+                    continue
+                if isinstance(value, dict | list):
+                    row_nested = [*(row_nested or ()), n]
+                pending[n].append(_json_text(value))
+            nested.append(row_nested)
             rows.append(line_no)
             if len(rows) == batch_size:
                 yield _json_batch(pending, nested, rows, path)
@@ -373,7 +380,10 @@ def _jsonl_batches(
 
 
 def _json_batch(
-    pending: dict[str, list[str | None]], nested: list[list[str]], rows: list[int], path: str
+    pending: dict[str, list[str | None]],
+    nested: list[list[str] | None],
+    rows: list[int],
+    path: str,
 ) -> pa.RecordBatch:
     columns = {n: pa.array(v, pa.string()) for n, v in pending.items()}
     columns[FILE_COLUMN] = pa.repeat(pa.scalar(path, pa.string()), len(rows))
