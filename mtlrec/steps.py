@@ -243,6 +243,7 @@ STEPS: tuple[Step, ...] = (
             "data.future_tolerance_s",
             "data.partition_tolerance_s",
             "data.max_bad_fraction",
+            "data.max_value_chars",
             "data.interactions",
         ),
         (),

@@ -2,7 +2,7 @@
 
 Outputs under the step directory: `<table>/*.parquet` (accepted rows in contract types),
 `dead_letter/<table>-*.jsonl` (rejected rows: raw values, `_file`, `_row`, `reason`,
-`detail`), `duplicates/<table>-*.jsonl` (dropped copies and the copy kept), `_counts.json`.
+`detail`; a `malformed_row` also `_raw` and `_line`), `duplicates/<table>-*.jsonl` (dropped copies and the copy kept), `_counts.json`.
 """
 
 from __future__ import annotations
