@@ -35,6 +35,9 @@ class EvaluationConfig(ConfigSection):
     (binary auc, regression rmse, retrieval recall at the largest K), when it is computed."""
     primary_metrics: dict[str, str] = {}
     """Blessing: task -> the metric held against popularity instead of its kind's default."""
+    min_examples: int = pydantic.Field(default=1, ge=1)
+    """Fewest examples each of train, validation and test must hold before training starts
+    (together with a positive label of every labelled task in each)."""
     max_regression: float = pydantic.Field(default=0.01, ge=0.0)
     """Blessing: largest relative regression of a gated metric against the last blessed model."""
 

@@ -133,6 +133,8 @@ class RejectReason(enum.StrEnum):
     BAD_VALUE = "bad_value"
     EMPTY_ID = "empty_id"
     OUT_OF_RANGE = "out_of_range"
+    MALFORMED_ROW = "malformed_row"
+    """A CSV/TSV row with the wrong number of fields, or a JSON line that is not an object."""
 
 
 REJECT_REASONS: tuple[str, ...] = tuple(r.value for r in RejectReason)

@@ -47,7 +47,9 @@ def prejoined(data: DataConfig) -> InteractionsConfig | None:
 
 
 def _first_file(data: DataConfig, table: InteractionsConfig) -> readers.RawFile:
-    return interactions.discover(pathlib.Path(data.raw_dir), table.table)[0]
+    """The first non-empty file (validation skips empty ones), else the first."""
+    files = interactions.discover(pathlib.Path(data.raw_dir), table.table)
+    return next((f for f in files if pathlib.Path(f.path).stat().st_size), files[0])
 
 
 def _file_names(data: DataConfig, table: InteractionsConfig) -> dict[str, str]:

@@ -41,6 +41,8 @@ class TableReport:
     """Per column: name, type, nulls, distinct, min, max (over the accepted rows)."""
     partitions: dict[str, tuple[int, int]]
     """`dt=` partition ("-" outside any) -> (min, max) accepted event time in ms."""
+    bad_files: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Files validation would skip as empty or unreadable: path -> reason."""
 
 
 def inspect_tables(config: Config) -> list[TableReport]:
@@ -53,9 +55,15 @@ def inspect_table(name: str, source: TableSource) -> TableReport:
     """Reads every file of the table once, validating it as the validate step would."""
     accepted, rejected, partitions, rows = [], dict.fromkeys(schema.REJECT_REASONS, 0), {}, 0
     in_file = dict(zip(source.in_files.column_names, source.contract.column_names, strict=True))
-    present = {in_file.get(c) for file in source.files for c in readers.column_names(file)}
+    present, bad_files = set(), {}
     for file in source.files:
-        for raw in readers.read_batches(file.path, file.format, source.in_files):
+        try:
+            present |= {in_file.get(c) for c in readers.column_names(file)}
+            batches = list(readers.read_batches(file.path, file.format, source.in_files))
+        except readers.BadFileError as e:
+            bad_files[e.path] = e.reason
+            continue
+        for raw in batches:
             raw = interactions.to_contract_names(raw, source.contract)
             good, bad = validate.validate_batch(raw, source.contract)
             rows += raw.num_rows
@@ -76,6 +84,7 @@ def inspect_table(name: str, source: TableSource) -> TableReport:
         rejected={k: v for k, v in rejected.items() if v},
         columns=[_column_stats(n, data.column(n)) for n in data.column_names if n in present],
         partitions=dict(sorted(partitions.items())),
+        bad_files=bad_files,
     )
 
 
@@ -121,6 +130,7 @@ def report_lines(reports: list[TableReport]) -> list[str]:
     for r in reports:
         rejected = ", ".join(f"{k} {v}" for k, v in r.rejected.items()) or "none"
         lines.append(f"{r.name}: {r.rows} rows in {r.files} file(s); would reject: {rejected}")
+        lines += [f"  would skip bad file {path}: {why}" for path, why in r.bad_files.items()]
         for c in r.columns:
             lines.append(
                 f"  {c['name']:<16} {c['type']:<8} nulls {c['nulls']:<8} distinct "

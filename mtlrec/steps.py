@@ -29,6 +29,7 @@ from mtlrec.models.warm_start import Source
 from mtlrec.pipeline.preprocess import run_preprocess, run_validate, run_validate_and_preprocess
 from mtlrec.pipeline.step_counts import check_preprocessed
 from mtlrec.runs import run_manifests
+from mtlrec.split_check import check_splits
 
 LAST_BLESSED = "last_blessed"
 
@@ -119,6 +120,7 @@ def _preprocess(ctx: RunContext) -> dict[str, Any]:
 
 def _train(ctx: RunContext) -> dict[str, Any]:
     c = ctx.config
+    check_splits(c.tasks, c.evaluation.min_examples, ctx.results.get("preprocess", {}))
     source = warm_start_source(ctx)
     summary = train(
         c.tasks,
@@ -252,6 +254,7 @@ STEPS: tuple[Step, ...] = (
             "data.future_tolerance_s",
             "data.partition_tolerance_s",
             "data.max_bad_fraction",
+            "data.max_value_chars",
             "data.interactions",
         ),
         (),

@@ -31,13 +31,32 @@ def typed_schema(table: schema.Table) -> pa.Schema:
     return pa.schema([*readers.contract_schema(table), *PROVENANCE_FIELDS])
 
 
-def _read_file(file: tuple[str, str], table: schema.Table, batch_size: int):
-    path, fmt = file
-    if "://" not in path:
-        yield from readers.read_batches(path, fmt, table, batch_size)
-        return
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        yield from readers.read_batches(path, fmt, table, batch_size, file_obj=handle)
+class _ReadFileFn(beam.DoFn):
+    """Main output: the raw-string batches of one file; tagged `bad_files`: (path, reason)
+    of a file that is empty or cannot be read (the rows it gave before the fault stay)."""
+
+    def __init__(self, table: schema.Table, batch_size: int):
+        self._table = table
+        self._batch_size = batch_size
+
+    def process(self, file: tuple[str, str]):
+        path, fmt = file
+        try:
+            yield from self._batches(path, fmt)
+        except readers.BadFileError as e:
+            yield beam.pvalue.TaggedOutput("bad_files", (e.path, e.reason))
+
+    def _batches(self, path: str, fmt: str):
+        if "://" not in path:
+            yield from readers.read_batches(path, fmt, self._table, self._batch_size)
+            return
+        (match,) = FileSystems.match([path])
+        if all(m.size_in_bytes == 0 for m in match.metadata_list):
+            raise readers.BadFileError(path, "empty file (0 bytes)")
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            yield from readers.read_batches(
+                path, fmt, self._table, self._batch_size, file_obj=handle
+            )
 
 
 @beam.ptransform_fn
@@ -46,16 +65,17 @@ def ReadRawTable(  # noqa: N802 (Beam transform names are CamelCase)
     files: Sequence[readers.RawFile],
     table: schema.Table,
     batch_size: int = 65536,
-) -> beam.PCollection:
-    """Raw-string RecordBatches (`readers.read_batches`) of every file, read in parallel."""
+) -> beam.pvalue.DoOutputsTuple:
+    """Raw-string RecordBatches (`readers.read_batches`) of every file, read in parallel
+    (main output `batches`), and the (path, reason) of every bad file (`bad_files`)."""
     names = pipeline | "FileNames" >> beam.Create(
         [(f.path, f.format) for f in files], reshuffle=False
     )
     if len(files) > 1:
         # Spreading file names over the workers costs a shuffle stage; one file has none to spread.
         names = names | "SpreadFiles" >> beam.Reshuffle()
-    read = beam.FlatMap(_read_file, table, batch_size).with_output_types(RecordBatch)
-    return names | "ReadFile" >> read
+    read = beam.ParDo(_ReadFileFn(table, batch_size)).with_output_types(RecordBatch)
+    return names | "ReadFile" >> read.with_outputs("bad_files", main="batches")
 
 
 @beam.ptransform_fn
@@ -74,13 +94,16 @@ def ReadParquetBatches(  # noqa: N802
 
 
 def add_counts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    """Sum of two nested count dicts (numbers add, sub-dicts merge key by key)."""
+    """Sum of two nested count dicts (numbers add, sub-dicts merge key by key, a key only one
+    side has is taken as it is)."""
     merged = dict(a)
     for key, value in b.items():
         if isinstance(value, Mapping):
             merged[key] = add_counts(merged.get(key, {}), value)
+        elif key in merged:
+            merged[key] = merged[key] + value
         else:
-            merged[key] = merged.get(key, 0) + value
+            merged[key] = value  # also a text entry, such as a bad file's reason by its path
     return merged
 
 

@@ -75,6 +75,8 @@ class DataConfig(ConfigSection):
     """A click labels its impression when it follows within this many seconds."""
     attribution_window_s: int = pydantic.Field(default=86400, ge=0)
     """A purchase is attributed to the last click on the item within this many seconds."""
+    max_value_chars: int = pydantic.Field(default=256, ge=1)
+    """Ids and other text values longer than this many characters are rejected as bad_value."""
     max_bad_fraction: float = pydantic.Field(default=0.01, ge=0.0, le=1.0)
     """Stop before training when more than this fraction of rows is rejected."""
     orphan_clicks_to_retrieval: bool = False

@@ -8,6 +8,7 @@ step's counts (also written to `<step_dir>/counts.json`).
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
 import shutil
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from mtlrec.pipeline.validate_job import build_validate_pipeline
 
 VALIDATE_OUTPUTS = (*RAW_TABLES, "dead_letter", "duplicates")
 COUNTS_JSON = "counts.json"
+_LOG = logging.getLogger(__name__)
 # Bytes a raw row takes on disk, on the small side so rows are not underestimated: the
 # generated events take 14 bytes a row in Parquet; text rows spell every value out.
 BYTES_PER_ROW = {"parquet": 12, "csv": 64, "tsv": 64, "jsonl": 64}
@@ -82,11 +84,17 @@ def _start_validate(
     return sources, primary
 
 
-def _finish_validate(config: JobConfig, step_dir: pathlib.Path, primary: str) -> dict[str, Any]:
-    """Writes `counts.json` from the job's totals, then applies `data.max_bad_fraction`."""
+def _finish_validate(
+    config: JobConfig, step_dir: pathlib.Path, primary: str, sources: dict[str, Any]
+) -> dict[str, Any]:
+    """Writes `counts.json` from the job's totals, warns of each bad file, then stops when
+    every file of the primary table is bad or above `data.max_bad_fraction`."""
     totals = beam_io.take_counts(step_dir)
     counts = step_counts.validate_counts(totals, primary, step_dir / "dead_letter")
     (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
+    files = {name: [f.path for f in source.files] for name, source in sources.items()}
+    for warning in step_counts.check_bad_files(totals, files, {primary}):
+        _LOG.warning(warning)
     step_counts.check_bad_fraction(counts, config.data.max_bad_fraction)
     return counts
 
@@ -107,15 +115,22 @@ def run_validate(
     Raises:
       BadInputError: rejected / read events is above `data.max_bad_fraction` (raised after
         the outputs are written, so the dead-letter rows can be inspected).
-      ValueError: no events files, or an unreadable file.
+      BadFilesError: every events (or pre-joined) file is empty or unreadable; a bad file
+        among good ones is only counted (`bad_files`) and warned of.
+      ValueError: no events files.
     """
     raw_dir, step_dir = pathlib.Path(raw_dir), pathlib.Path(step_dir)
     sources, primary = _start_validate(config, raw_dir, step_dir)
     with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
         build_validate_pipeline(
-            p, sources, step_dir, _window(config, sources), _validate_buckets(sources)
+            p,
+            sources,
+            step_dir,
+            _window(config, sources),
+            _validate_buckets(sources),
+            config.data.max_value_chars,
         )
-    return _finish_validate(config, step_dir, primary)
+    return _finish_validate(config, step_dir, primary, sources)
 
 
 PREPROCESS_OUTPUTS = ("transform_fn", "catalog.parquet", "eval_sample.parquet", "tmp")
@@ -225,7 +240,12 @@ def run_validate_and_preprocess(
         beam.Pipeline(options=pipeline_options(config, beam_args)) as p,
     ):
         validated = p | "Validate" >> _Scoped(
-            build_validate_pipeline, sources, validate_dir, _window(config, sources), buckets
+            build_validate_pipeline,
+            sources,
+            validate_dir,
+            _window(config, sources),
+            buckets,
+            config.data.max_value_chars,
         )
         settings = _preprocess_settings(config, buckets)
         _ = p | "Preprocess" >> _Scoped(
@@ -235,5 +255,5 @@ def run_validate_and_preprocess(
             settings,
             validated.by_user,
         )
-    counts = _finish_validate(config, validate_dir, primary)
+    counts = _finish_validate(config, validate_dir, primary, sources)
     return counts, _finish_preprocess(preprocess_dir)

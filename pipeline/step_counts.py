@@ -50,6 +50,14 @@ def validate_counts(
         counts["accepted"] = {"interactions": accepted.get("rows", 0)}
         non_null = events.get("non_null", {})
         counts["columns"] = sorted(c for c, n in non_null.items() if n)
+    bad_files = {
+        path: reason
+        for table in totals.values()
+        if isinstance(table, dict)
+        for path, reason in table.get("bad_files", {}).items()
+    }
+    counts["bad_files"] = len(bad_files)
+    counts["bad_file_reasons"] = dict(sorted(bad_files.items()))
     for side in ("items", "users"):
         if side in totals:
             side_counts = totals[side]
@@ -61,6 +69,31 @@ def validate_counts(
             }
             counts[f"{side}_duplicates"] = side_counts.get("duplicates", 0)
     return counts
+
+
+class BadFilesError(ValueError):
+    """Every file of a required table is empty or unreadable."""
+
+
+def check_bad_files(
+    totals: dict[str, Any], files: dict[str, list[str]], required: set[str]
+) -> list[str]:
+    """One warning line per bad file (SPEC §11); raises when no file of a required table
+    could be read.
+
+    Args:
+      totals: the validate job's totals (`<table>.bad_files`: path -> reason).
+      files: every file read, by table.
+      required: the tables the run cannot go without (events, or the pre-joined table).
+    """
+    warnings = []
+    for table, paths in files.items():
+        bad = totals.get(table, {}).get("bad_files", {})
+        if table in required and paths and set(paths) <= set(bad):
+            listed = "; ".join(f"{p} ({bad[p]})" for p in sorted(bad))
+            raise BadFilesError(f"no readable {table!r} file: {listed}")
+        warnings += [f"skipped bad {table} file {p}: {bad[p]}" for p in sorted(bad)]
+    return warnings
 
 
 def check_bad_fraction(counts: dict[str, Any], limit: float) -> None:
@@ -84,7 +117,8 @@ def check_bad_fraction(counts: dict[str, Any], limit: float) -> None:
 def preprocess_counts(totals: dict[str, Any]) -> dict[str, Any]:
     """The preprocess step's counts from its job's totals."""
     return {key: totals.get(key, 0) for key in PREPROCESS_COUNT_KEYS} | {
-        "split_ts": totals["split_ts"]
+        "split_ts": totals["split_ts"],
+        "positives": totals.get("positives", {}),
     }
 
 

@@ -19,7 +19,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
 from tfx_bsl.public import tfxio
 
-from mtlrec.features.declarations import EVENT_TS, JOINED_COLUMNS, Dtype, FeatureSet
+from mtlrec.features.declarations import EVENT_TS, JOINED_COLUMNS, LABELS, Dtype, FeatureSet
 from mtlrec.features.preprocessing import neutral_default, preprocessing_fn
 from mtlrec.pipeline.arrow_coder import RecordBatch
 from mtlrec.pipeline.split import SplitByTime
@@ -71,8 +71,19 @@ def _record_batch(transformed) -> pa.RecordBatch:
     return record_batch
 
 
-def _count_rows(batch: pa.RecordBatch, key: str) -> dict[str, int]:
-    return {key: batch.num_rows}
+def _count_rows(batch: pa.RecordBatch, split: str) -> dict:
+    """`<split>_examples`, and `positives.<split>.<label>`: rows whose label is above 0 (the
+    split check before training needs one of each label in every split)."""
+    positives = {}
+    for label in LABELS:
+        if label not in batch.schema.names:
+            continue
+        values = batch.column(label)
+        if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+            values = pc.list_flatten(values)
+        positive = pc.cast(pc.fill_null(pc.greater(values, 0), False), pa.int64())
+        positives[label] = pc.sum(positive).as_py() or 0
+    return {f"{split}_examples": batch.num_rows, "positives": {split: positives}}
 
 
 @beam.ptransform_fn
@@ -123,6 +134,5 @@ def TransformSplits(  # noqa: N802
     for name in SPLITS:
         data = resplit[name]
         outputs[name] = data | f"Encode[{name}]" >> beam.Map(_encode)
-        key = f"{name}_examples"
-        outputs[key] = data | f"Count[{name}]" >> beam.Map(_count_rows, key)
+        outputs[f"{name}_examples"] = data | f"Count[{name}]" >> beam.Map(_count_rows, name)
     return outputs

@@ -21,6 +21,7 @@ from mtlrec.features.schema import ColumnType, RejectReason
 from mtlrec.pipeline.config import DataConfig
 
 REASON_ORDER: tuple[RejectReason, ...] = (
+    RejectReason.MALFORMED_ROW,
     RejectReason.MISSING_FIELD,
     RejectReason.EMPTY_ID,
     RejectReason.BAD_TIMESTAMP,
@@ -33,6 +34,10 @@ DETAIL_COLUMN = "detail"
 DAY_MS = 86_400_000
 DEFAULT_LOOKBACK_MS = 365 * DAY_MS
 """`data.min_ts` null: events more than this before the earliest `dt=` partition are out of era."""
+DEFAULT_MAX_CHARS = 256
+"""`data.max_value_chars`'s default: longer ids and text values are bad_value."""
+_READER_ONLY = (readers.MALFORMED_COLUMN, readers.NESTED_COLUMN)
+"""Reader columns the detail already states; the dead-letter rows leave them out."""
 _DT_PART = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
 
@@ -111,7 +116,49 @@ def _is_id(column: schema.Column) -> bool:
     return column.type is ColumnType.STRING and column.name.endswith("_id")
 
 
-def _checks(raw: pa.RecordBatch, typed: pa.RecordBatch, table: schema.Table, window: Window):
+def _nested(raw: pa.RecordBatch, column: str) -> pa.Array | None:
+    """Rows whose `column` held a JSON object or array (see `readers.NESTED_COLUMN`)."""
+    if readers.NESTED_COLUMN not in raw.schema.names:
+        return None
+    lists = raw.column(readers.NESTED_COLUMN).to_pylist()
+    return pa.array([column in (names or ()) for names in lists])
+
+
+def _bad_values(raw: pa.RecordBatch, typed: pa.RecordBatch, table: schema.Table, max_chars: int):
+    """Yields the bad_value checks: unparseable or negative numbers, object/array values and
+    text longer than `max_chars`, column by column."""
+    for column in table.columns:
+        nested = _nested(raw, column.name)
+        if nested is not None:
+            yield (
+                RejectReason.BAD_VALUE,
+                column.name,
+                nested,
+                f"{column.name} is a JSON object or array, not a scalar",
+            )
+        if column.type is ColumnType.STRING:
+            text = raw.column(column.name)
+            too_long = pc.greater(pc.utf8_length(text), max_chars)
+            detail = f"{column.name} is longer than data.max_value_chars={max_chars}"
+            yield RejectReason.BAD_VALUE, column.name, too_long, detail
+        if column.type not in (ColumnType.INT, ColumnType.FLOAT):
+            continue
+        value = typed.column(column.name)
+        bad = pc.and_kleene(pc.is_valid(raw.column(column.name)), pc.is_null(value))
+        if column.non_negative:
+            finite = pc.is_finite(value) if column.type is ColumnType.FLOAT else pc.is_valid(value)
+            negative = pc.or_kleene(pc.invert(finite), pc.less(value, 0))
+            bad = pc.or_kleene(bad, pc.and_kleene(pc.is_valid(value), negative))
+        yield RejectReason.BAD_VALUE, column.name, bad, None
+
+
+def _checks(
+    raw: pa.RecordBatch,
+    typed: pa.RecordBatch,
+    table: schema.Table,
+    window: Window,
+    max_chars: int,
+):
     """Yields (reason, column name, failing-row mask, detail or None for the reason's own)
     in reason, then column order."""
     event_type = typed.column("event_type") if "event_type" in typed.schema.names else None
@@ -142,16 +189,7 @@ def _checks(raw: pa.RecordBatch, typed: pa.RecordBatch, table: schema.Table, win
     if event_type is not None:
         known = pc.is_in(event_type, pa.array(schema.EVENT_TYPES))
         yield RejectReason.UNKNOWN_EVENT_TYPE, "event_type", pc.invert(known), None
-    for column in table.columns:
-        if column.type not in (ColumnType.INT, ColumnType.FLOAT):
-            continue
-        value = typed.column(column.name)
-        bad = pc.and_kleene(pc.is_valid(raw.column(column.name)), pc.is_null(value))
-        if column.non_negative:
-            finite = pc.is_finite(value) if column.type is ColumnType.FLOAT else pc.is_valid(value)
-            negative = pc.or_kleene(pc.invert(finite), pc.less(value, 0))
-            bad = pc.or_kleene(bad, pc.and_kleene(pc.is_valid(value), negative))
-        yield RejectReason.BAD_VALUE, column.name, bad, None
+    yield from _bad_values(raw, typed, table, max_chars)
     if "ts" in table.column_names and (window.start_ms is not None or window.end_ms is not None):
         ts = typed.column("ts")
         outside = pa.array(np.zeros(len(ts), dtype=bool))
@@ -188,6 +226,7 @@ def _time_sanity(raw: pa.RecordBatch, ts: pa.Array, window: Window):
 
 
 _DETAIL = {
+    RejectReason.MALFORMED_ROW: "{} could not be parsed",
     RejectReason.MISSING_FIELD: "{} is required but missing",
     RejectReason.EMPTY_ID: "{} is an empty string",
     RejectReason.BAD_TIMESTAMP: "{} is not int64 ms or ISO-8601",
@@ -198,26 +237,39 @@ _DETAIL = {
 
 
 def validate_batch(
-    raw: pa.RecordBatch, table: schema.Table, window: Window = Window()
+    raw: pa.RecordBatch,
+    table: schema.Table,
+    window: Window = Window(),
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> tuple[pa.RecordBatch, pa.RecordBatch]:
     """Splits a raw-string batch (from `readers.read_batches`) into accepted and rejected rows.
 
+    Args:
+      max_chars: text values longer than this are bad_value (`data.max_value_chars`).
+
     Returns:
       (accepted rows in contract types plus `_file`/`_row`,
-       rejected rows with their raw text plus `_file`, `_row`, `reason`, `detail`).
+       rejected rows with their raw text plus `_file`, `_row`, `reason`, `detail`; a
+       malformed row also keeps `_raw` and `_line`).
     """
     typed = readers.to_contract_types(raw, table)
     n = raw.num_rows
     reason = np.full(n, -1, dtype=np.int8)
     detail = np.empty(n, dtype=object)
-    for rejected_for, column, mask, text in _checks(raw, typed, table, window):
+    if readers.MALFORMED_COLUMN in raw.schema.names:
+        why = raw.column(readers.MALFORMED_COLUMN)
+        hit = pc.is_valid(why).to_numpy(zero_copy_only=False)
+        reason[hit] = REASON_ORDER.index(RejectReason.MALFORMED_ROW)
+        detail[hit] = np.array(why.to_pylist(), dtype=object)[hit]
+    for rejected_for, column, mask, text in _checks(raw, typed, table, window, max_chars):
         hit = pc.fill_null(mask, False).to_numpy(zero_copy_only=False) & (reason == -1)
         reason[hit] = REASON_ORDER.index(rejected_for)
         detail[hit] = text or _DETAIL[rejected_for].format(column)
     ok = reason == -1
     accepted = typed.filter(pa.array(ok))
     bad = ~ok
-    rejected = raw.filter(pa.array(bad))
+    kept = [c for c in raw.schema.names if c not in _READER_ONLY]
+    rejected = raw.select(kept).filter(pa.array(bad))
     rejected = rejected.append_column(
         REASON_COLUMN, pa.array([REASON_ORDER[i].value for i in reason[bad]], pa.string())
     ).append_column(DETAIL_COLUMN, pa.array(detail[bad].tolist(), pa.string()))

@@ -2,7 +2,7 @@
 
 Outputs under the step directory: `<table>/*.parquet` (accepted rows in contract types),
 `dead_letter/<table>-*.jsonl` (rejected rows: raw values, `_file`, `_row`, `reason`,
-`detail`), `duplicates/<table>-*.jsonl` (dropped copies and the copy kept), `_counts.json`.
+`detail`; a `malformed_row` also `_raw` and `_line`), `duplicates/<table>-*.jsonl` (dropped copies and the copy kept), `_counts.json`.
 """
 
 from __future__ import annotations
@@ -20,18 +20,19 @@ from mtlrec.pipeline import beam_io, interactions, keyed, user_buckets
 from mtlrec.pipeline.arrow_coder import RecordBatch
 from mtlrec.pipeline.dedupe import DropDuplicates
 from mtlrec.pipeline.step_files import FileOutput, JsonLinesShards, ParquetShards, WriteFiles
-from mtlrec.pipeline.validate import Window, reject_counts, validate_batch
+from mtlrec.pipeline.validate import DEFAULT_MAX_CHARS, Window, reject_counts, validate_batch
 
 
 class _ValidateFn(beam.DoFn):
     """Main output: accepted typed batches; tagged `rejected` rows and `counts` dicts."""
 
-    def __init__(self, table: schema.Table, window: Window):
+    def __init__(self, table: schema.Table, window: Window, max_chars: int):
         self._table = table
         self._window = window
+        self._max_chars = max_chars
 
     def process(self, raw: pa.RecordBatch):
-        accepted, rejected = validate_batch(raw, self._table, self._window)
+        accepted, rejected = validate_batch(raw, self._table, self._window, self._max_chars)
         yield beam.pvalue.TaggedOutput(
             "counts",
             {self._table.name: {"read": raw.num_rows, "rejected": reject_counts(rejected)}},
@@ -44,12 +45,16 @@ class _ValidateFn(beam.DoFn):
 
 @beam.ptransform_fn
 def ValidateRows(  # noqa: N802
-    raw: beam.PCollection, table: schema.Table, window: Window
+    raw: beam.PCollection,
+    table: schema.Table,
+    window: Window,
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> beam.pvalue.DoOutputsTuple:
     """Validated batches (main), `rejected` row dicts and `counts` dicts."""
-    return raw | "Validate" >> beam.ParDo(_ValidateFn(table, window)).with_output_types(
-        RecordBatch
-    ).with_outputs("rejected", "counts", main="accepted")
+    fn = _ValidateFn(table, window, max_chars)
+    return raw | "Validate" >> beam.ParDo(fn).with_output_types(RecordBatch).with_outputs(
+        "rejected", "counts", main="accepted"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +88,11 @@ class Validated(NamedTuple):
     """The events and users deduped and grouped by user bucket."""
 
 
+def _bad_file_counts(bad: tuple[str, str], table: str) -> dict[str, dict[str, dict[str, str]]]:
+    path, reason = bad
+    return {table: {"bad_files": {path: reason}}}
+
+
 def _is_raw(sources: Mapping[str, TableSource], table: schema.Table) -> bool:
     return table.name in sources and sources[table.name].contract == table
 
@@ -93,19 +103,23 @@ def build_validate_pipeline(
     step_dir: pathlib.Path,
     window: Window,
     buckets: int = keyed.DEFAULT_BUCKETS,
+    max_chars: int = DEFAULT_MAX_CHARS,
 ) -> Validated:
     """Adds read → validate → dedupe → write for every table of `sources` to `pipeline`.
 
     The raw events and users are deduped in `user_buckets.GroupByUser`, other tables by their
-    key (`dedupe.DropDuplicates`).
+    key (`dedupe.DropDuplicates`). A bad file is counted under `<table>.bad_files` (its path
+    → the reason) and skipped.
     """
     accepted, files, counts = {}, {}, []
     for name, source in sources.items():
         table = source.contract
-        raw = pipeline | f"Read[{name}]" >> beam_io.ReadRawTable(source.files, source.in_files)
+        read = pipeline | f"Read[{name}]" >> beam_io.ReadRawTable(source.files, source.in_files)
+        counts.append(read.bad_files | f"BadFiles[{name}]" >> beam.Map(_bad_file_counts, name))
+        raw = read.batches
         if source.in_files != table:
             raw = raw | f"ContractNames[{name}]" >> beam.Map(interactions.to_contract_names, table)
-        checked = raw | f"Validate[{name}]" >> ValidateRows(table, window)
+        checked = raw | f"Validate[{name}]" >> ValidateRows(table, window, max_chars)
         accepted[name] = checked.accepted
         files[f"dead_letter/{name}"] = checked.rejected
         counts.append(checked.counts)

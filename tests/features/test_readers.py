@@ -117,7 +117,8 @@ def test_jsonl_mixed_types_and_unreadable_line(tmp_path):
     )
     raw = raw_rows(tmp_path)
     path = str(tmp_path / "events.jsonl")
-    assert [r["_row"] for r in raw] == [0, 2, 3, 4]  # line numbers; the blank line is no row
+    # line numbers; the blank line is no row; the unreadable line comes in its own batch, last
+    assert [r["_row"] for r in raw] == [0, 2, 4, 3]
     assert raw[0] == {
         "event_id": "e1",
         "ts": "1700000000000",
@@ -131,14 +132,80 @@ def test_jsonl_mixed_types_and_unreadable_line(tmp_path):
         "_row": 0,
     }
     assert raw[1]["user_id"] == "7" and raw[1]["dwell_s"] == "3.25"
-    assert {k: v for k, v in raw[2].items() if not k.startswith("_")} == dict.fromkeys(
-        EVENTS.column_names
-    )
-    assert raw[3]["position"] == "1.0" and raw[3]["revenue"] == "1e+20"
+    assert raw[2]["position"] == "1.0" and raw[2]["revenue"] == "1e+20"
+    assert raw[3] == {
+        **dict.fromkeys(EVENTS.column_names),
+        "_file": path,
+        "_row": 3,
+        "_raw": "{not json",
+        "_line": 4,
+        "_malformed": "not valid JSON: Expecting property name enclosed in double quotes",
+    }
     typed = typed_rows(tmp_path)
     assert [r["ts"] for r in typed] == [1700000000000, 1700000000500, None, None]
-    assert [r["position"] for r in typed] == [2, None, None, 1]
-    assert [r["event_type"] for r in typed] == ["impression", "click", None, "view"]
+    assert [r["position"] for r in typed] == [2, None, 1, None]
+    assert [r["event_type"] for r in typed] == ["impression", "click", "view", None]
+
+
+def test_ragged_csv_rows_come_apart_with_their_text_and_line(tmp_path):
+    (tmp_path / "events.csv").write_text(
+        "event_id,ts,user_id,item_id,event_type\n"
+        "e1,1,u1,i1,click\n"
+        "e2,2,u1\n"
+        "e3,3,u1,i1,click\n"
+        "e4,4,u1,i1,click,extra,more\n"
+        "e5,5,u1,i1,click\n"
+    )
+    raw = raw_rows(tmp_path)
+    path = str(tmp_path / "events.csv")
+    assert [(r["event_id"], r["_row"]) for r in raw[:3]] == [("e1", 0), ("e3", 2), ("e5", 4)]
+    assert raw[3:] == [
+        {
+            **dict.fromkeys(EVENTS.column_names),
+            "_file": path,
+            "_row": row,
+            "_raw": text,
+            "_line": row + 2,
+            "_malformed": why,
+        }
+        for row, text, why in (
+            (1, "e2,2,u1", "has 3 fields, the header has 5"),
+            (3, "e4,4,u1,i1,click,extra,more", "has 7 fields, the header has 5"),
+        )
+    ]
+
+
+def test_garbage_lines_keep_at_most_max_raw_chars_and_nested_values_are_marked(tmp_path):
+    (tmp_path / "events.jsonl").write_text(
+        "x" * (readers.MAX_RAW_CHARS + 50) + "\n"
+        "42\n"
+        '{"event_id": "e1", "device": {"os": "ios"}, "user_id": ["u1"]}\n'
+    )
+    raw = raw_rows(tmp_path)
+    assert raw[0]["device"] == '{"os": "ios"}' and raw[0]["user_id"] == '["u1"]'
+    assert raw[0]["_nested"] == ["user_id", "device"]
+    assert [(r["_raw"], r["_line"], r["_malformed"]) for r in raw[1:]] == [
+        ("x" * readers.MAX_RAW_CHARS, 1, "not valid JSON: Expecting value"),
+        ("42", 2, "a JSON int, not an object"),
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_an_empty_file_is_a_bad_file(tmp_path, fmt):
+    path = tmp_path / f"events.{fmt}"
+    path.write_bytes(b"")
+    with pytest.raises(readers.BadFileError, match=r"events\.\w+: empty file \(0 bytes\)$"):
+        list(readers.read_batches(str(path), fmt, EVENTS))
+
+
+def test_a_truncated_parquet_file_is_a_bad_file(tmp_path):
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"event_id": ["e1", "e2"]}), path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(readers.BadFileError) as caught:
+        list(readers.read_batches(str(path), "parquet", EVENTS))
+    assert caught.value.path == str(path)
+    assert caught.value.reason.startswith("unreadable parquet: ")
 
 
 def test_partitioned_directory_mixed_formats_and_dates(tmp_path):
@@ -321,3 +388,31 @@ def test_parquet_native_types_become_text(tmp_path):
     ]
     typed = typed_rows(tmp_path, schema.USERS, "users")
     assert [r["signup_ts"] for r in typed] == [1767225601500, None]
+
+
+def test_ragged_tsv_rows_are_malformed_too(tmp_path):
+    (tmp_path / "events.tsv").write_text("event_id\tts\ne1\t1\ne2\t2\textra\n")
+    raw = raw_rows(tmp_path)
+    assert [(r["event_id"], r["_row"]) for r in raw[:1]] == [("e1", 0)]
+    assert (raw[1]["_raw"], raw[1]["_line"], raw[1]["_malformed"]) == (
+        "e2\t2\textra",
+        3,
+        "has 3 fields, the header has 2",
+    )
+
+
+def test_a_csv_row_that_is_not_utf8_is_malformed_and_the_others_stay(tmp_path):
+    (tmp_path / "events.csv").write_bytes(
+        b"event_id,ts,user_id\ne1,1,u1\ne2,2,u\xff\xfe\ne3,3,u3\n"
+    )
+    raw = raw_rows(tmp_path)
+    assert [(r["event_id"], r["user_id"], r["_row"]) for r in raw[:2]] == [
+        ("e1", "u1", 0),
+        ("e3", "u3", 2),
+    ]
+    assert {k: raw[2][k] for k in ("_row", "_line", "_raw", "_malformed")} == {
+        "_row": 1,
+        "_line": 3,
+        "_raw": "e2,2,u\ufffd\ufffd" + "," * (len(EVENTS.column_names) - 3),
+        "_malformed": "not valid UTF-8",
+    }

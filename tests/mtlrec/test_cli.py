@@ -1,5 +1,6 @@
 """The mtlrec command line: help, one-line errors, exit codes."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -260,3 +261,92 @@ def test_disk_full_under_a_step_is_one_line_naming_the_path_and_the_log(
     )
     log_file = pathlib.Path(err.split("(traceback: ")[1].rstrip(")\n"))
     assert "OSError: [Errno 28] No space left on device" in log_file.read_text()
+
+
+def _bad_input_dir(raw: pathlib.Path) -> None:
+    """20 good CSV impressions with one ragged row, a 0-byte Parquet file, 5 good JSON clicks
+    with two garbage lines."""
+    jan2 = 1_704_153_600_000
+    (raw / "events").mkdir(parents=True)
+    lines = ["event_id,ts,user_id,item_id,event_type,request_id,position"]
+    lines += [
+        f"e{i},{jan2 + i * 1000},u{i % 4},i{i % 5},impression,r{i},{i % 3}" for i in range(20)
+    ]
+    lines.insert(5, "bad,row,only")
+    (raw / "events" / "part-0.csv").write_text("\n".join(lines) + "\n")
+    (raw / "events" / "part-1.parquet").write_bytes(b"")
+    clicks = [
+        f'{{"event_id": "j{i}", "ts": {jan2 + i}, "user_id": "u1", "item_id": "i1", '
+        f'"event_type": "click", "request_id": "r{i}"}}'
+        for i in range(5)
+    ]
+    clicks.insert(2, "garbage {{{")
+    clicks.insert(4, '"just a string"')
+    (raw / "events" / "part-2.jsonl").write_text("\n".join(clicks) + "\n")
+
+
+def test_validate_goes_past_a_ragged_row_an_empty_file_and_garbage_json(tmp_path, capsys):
+    raw, workdir = tmp_path / "raw", tmp_path / "w"
+    _bad_input_dir(raw)
+    code = main(
+        [
+            "validate",
+            "--data",
+            str(raw),
+            "--workdir",
+            str(workdir),
+            "--set",
+            "data.max_bad_fraction=0.2",
+        ]
+    )
+    assert code == 0
+    empty = str(raw / "events" / "part-1.parquet")
+    err = capsys.readouterr().err
+    assert f"skipped bad events file {empty}: empty file (0 bytes)" in err
+    (done,) = [line for line in err.splitlines() if "step validate: done" in line]
+    assert done.endswith(
+        "events_read=28  duplicates=0  rejected=3 (malformed_row 3)  "
+        "accepted=25 (click 5, impression 20)  bad_files=1"
+    )
+    counts = json.loads((workdir / "manifest.json").read_text())["counts"]
+    assert counts["events_read"] == 28
+    assert counts["accepted"] == {"impression": 20, "click": 5, "purchase": 0}
+    assert counts["rejected"]["malformed_row"] == 3
+    assert sum(counts["rejected"].values()) == 3
+    assert (counts["bad_files"], counts["bad_file_reasons"]) == (1, {empty: "empty file (0 bytes)"})
+    dead = sorted(
+        (r["_file"].rsplit("/", 1)[1], r["_line"], r["_raw"], r["detail"])
+        for f in pathlib.Path(counts["dead_letter"]).glob("events*.jsonl")
+        for r in map(json.loads, f.read_text().splitlines())
+    )
+    assert dead == [
+        ("part-0.csv", 6, "bad,row,only", "has 3 fields, the header has 7"),
+        ("part-2.jsonl", 3, "garbage {{{", "not valid JSON: Expecting value"),
+        ("part-2.jsonl", 5, '"just a string"', "a JSON str, not an object"),
+    ]
+
+
+def test_a_split_without_a_positive_label_stops_before_training_in_one_line(tmp_path, capsys):
+    # Ten days, two impressions a day, the first clicked; purchases on days 0-5 only, so the
+    # validation split (day 7: the latest 10 % before the test split at day 8) has none.
+    t0, day, minute = 1_704_067_200_000, 86_400_000, 60_000
+    lines = ["event_id,ts,user_id,item_id,event_type,request_id,position,dwell_s"]
+    for d in range(10):
+        ts, user = t0 + d * day, f"u{d % 3}"
+        lines += [f"i{d}-{s},{ts},{user},i{(d + s) % 4},impression,r{d},{s}," for s in (0, 1)]
+        lines.append(f"c{d},{ts + minute},{user},i{d % 4},click,r{d},,{10 + d}")
+        if d < 6:
+            lines.append(f"p{d},{ts + 2 * minute},{user},i{d % 4},purchase,,,")
+    raw, workdir = tmp_path / "raw", tmp_path / "w"
+    raw.mkdir()
+    (raw / "events.csv").write_text("\n".join(lines) + "\n")
+    split = str(t0 + 8 * day)
+    code = main(["run", "--data", str(raw), "--workdir", str(workdir), "--split-ts", split])
+    assert code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("mtlrec: error: ")
+    assert (
+        "split validation: task purchase has no positive 'purchase' label (0 of 2 examples)" in last
+    )
+    log_file = pathlib.Path(last.split("(traceback: ")[1].rstrip(")"))
+    assert "SplitCheckError" in log_file.read_text()

@@ -5,7 +5,7 @@ import yaml
 from mtlrec.cli import main
 from mtlrec.config import config_document, validate
 from mtlrec.fit_data import adapt
-from mtlrec.inspect_data import inspect_tables, proposed_document
+from mtlrec.inspect_data import inspect_tables, proposed_document, report_lines
 
 # A pre-joined click / watch-time log under its own column names; row e3 has no timestamp
 # that parses and row e4 an empty item id.
@@ -74,3 +74,17 @@ def test_the_cli_prints_the_report_and_writes_the_config(tmp_path, capsys):
     assert "ts: 2024-01-01T00:00:00+00:00 .. 2024-01-02T00:01:00+00:00" in printed
     assert yaml.safe_load(out.read_text())["data"]["raw_dir"] == str(tmp_path)
     assert main(["config", "show", "--config", str(out)]) == 0
+
+
+def test_bad_files_and_ragged_rows_are_reported_not_fatal(tmp_path):
+    (tmp_path / "interactions").mkdir()
+    (tmp_path / "interactions" / "part-0.parquet").write_bytes(b"")
+    (tmp_path / "interactions" / "part-1.csv").write_text(LOG + "e6,u1\n")
+    document = config_document(overrides=[f"data.raw_dir={tmp_path}", MAPPING])
+    document, _ = adapt(document, validate(document))
+    (report,) = inspect_tables(validate(document))
+    empty = str(tmp_path / "interactions" / "part-0.parquet")
+    assert report.bad_files == {empty: "empty file (0 bytes)"}
+    assert (report.files, report.rows) == (2, 6)
+    assert report.rejected == {"bad_timestamp": 1, "empty_id": 1, "malformed_row": 1}
+    assert f"  would skip bad file {empty}: empty file (0 bytes)" in report_lines([report])

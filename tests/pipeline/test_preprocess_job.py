@@ -103,6 +103,13 @@ def test_counts_match_the_hand_count_and_the_invariant(job):
     assert (counts["train_examples"], counts["validation_examples"]) == (14, 2)
     assert counts["eval_examples"] == 4
     assert (counts["clicked_impressions"], counts["purchased_impressions"]) == (10, 5)
+    # Per split: the first impression of each day is clicked (with dwell 10 + day), the even
+    # days' clicks are bought; train = days 0-6, validation = day 7, test = days 8-9.
+    assert counts["positives"] == {
+        "train": {"click": 7, "purchase": 4, "dwell": 7},
+        "validation": {"click": 1, "purchase": 0, "dwell": 1},
+        "eval": {"click": 2, "purchase": 1, "dwell": 2},
+    }
     assert counts["split_ts"] == T0 + 8 * DAY
     assert invariant_holds(counts)
 

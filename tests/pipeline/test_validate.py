@@ -14,7 +14,7 @@ from mtlrec.config import Config
 from mtlrec.features import schema
 from mtlrec.pipeline.dedupe import DropDuplicates
 from mtlrec.pipeline.preprocess import run_validate
-from mtlrec.pipeline.step_counts import BadInputError
+from mtlrec.pipeline.step_counts import BadFilesError, BadInputError
 from mtlrec.pipeline.validate import Window
 from mtlrec.pipeline.validate_job import ValidateRows
 
@@ -129,6 +129,7 @@ def test_every_reject_reason_goes_to_the_dead_letter_output():
                     "unknown_event_type": 1,
                     "bad_value": 4,
                     "out_of_range": 1,
+                    "malformed_row": 0,
                 },
             }
         }
@@ -328,3 +329,144 @@ def test_without_partitions_or_a_clock_there_is_no_era_bound():
     assert (window.min_ts, window.max_ts) == (None, None)
     off = Window.for_run(Config(data={"partition_tolerance_s": None}).data, NOW, [])
     assert off.partition_tolerance_ms is None and off.max_ts == NOW + DAY
+
+
+def _malformed_batch(rows: list[tuple[int, str, str]]) -> pa.RecordBatch:
+    """Reader output for unparseable lines of b.jsonl: (row, text, why)."""
+    columns = {c: pa.nulls(len(rows), pa.string()) for c in COLUMNS}
+    columns["_file"] = pa.array(["b.jsonl"] * len(rows))
+    columns["_row"] = pa.array([r for r, _, _ in rows], pa.int64())
+    columns["_raw"] = pa.array([t for _, t, _ in rows])
+    columns["_line"] = pa.array([r + 1 for r, _, _ in rows], pa.int64())
+    columns["_malformed"] = pa.array([w for _, _, w in rows])
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def test_malformed_rows_are_dead_lettered_with_their_text_file_and_line():
+    batch = _malformed_batch(
+        [
+            (3, "garbage {", "not valid JSON: Expecting value"),
+            (7, "[1]", "a JSON list, not an object"),
+        ]
+    )
+    with TestPipeline(argv=IN_PROCESS) as p:
+        checked = p | beam.Create([batch]) | ValidateRows(schema.EVENTS, WINDOW)
+        expected = [
+            {
+                **dict.fromkeys(COLUMNS),
+                "_file": "b.jsonl",
+                "_row": row,
+                "_raw": text,
+                "_line": row + 1,
+                "reason": "malformed_row",
+                "detail": why,
+            }
+            for row, text, why in (
+                (3, "garbage {", "not valid JSON: Expecting value"),
+                (7, "[1]", "a JSON list, not an object"),
+            )
+        ]
+        assert_that(checked.rejected, equal_to(expected), label="DeadLetter")
+        counts = dict.fromkeys(schema.REJECT_REASONS, 0) | {"malformed_row": 2}
+        assert_that(
+            checked.counts, equal_to([{"events": {"read": 2, "rejected": counts}}]), label="Counts"
+        )
+
+
+def test_oversize_and_object_values_are_bad_value_naming_the_field():
+    long_id = "u" * 257
+    rows = [
+        (("e1", str(JAN2), long_id, "i1", "purchase", None, None, None, None, None), "b.csv", 0),
+        (("e2", str(JAN2), "u" * 256, "i1", "purchase", None, None, None, None, None), "b.csv", 1),
+        (
+            ("e3", str(JAN2), "u1", "i1", "purchase", None, None, None, '{"os": "ios"}', None),
+            "b.csv",
+            2,
+        ),
+        (("e4", str(JAN2), "u1", "i1", "purchase", None, None, None, "d" * 300, None), "b.csv", 3),
+    ]
+    batch = _batch(rows)
+    batch = batch.append_column(
+        "_nested", pa.array([[], [], ["device"], []], pa.list_(pa.string()))
+    )
+    with TestPipeline(argv=IN_PROCESS) as p:
+        checked = p | beam.Create([batch]) | ValidateRows(schema.EVENTS, WINDOW)
+        assert_that(
+            checked.rejected | beam.Map(lambda r: (r["event_id"], r["reason"], r["detail"])),
+            equal_to(
+                [
+                    ("e1", "bad_value", "user_id is longer than data.max_value_chars=256"),
+                    ("e3", "bad_value", "device is a JSON object or array, not a scalar"),
+                    ("e4", "bad_value", "device is longer than data.max_value_chars=256"),
+                ]
+            ),
+            label="DeadLetter",
+        )
+        assert_that(
+            checked.rejected | beam.Map(lambda r: sorted(k for k in r if k.startswith("_"))),
+            equal_to([["_file", "_row"]] * 3),
+            label="NoReaderColumns",
+        )
+        assert_that(
+            checked.accepted | beam.Map(lambda b: b.column("event_id").to_pylist()),
+            equal_to([["e2"]]),
+            label="Accepted",
+        )
+
+
+def test_max_value_chars_is_the_bound():
+    from mtlrec.pipeline.validate import validate_batch
+
+    row = (("e1", str(JAN2), "u12345", "i1", "purchase", None, None, None, None, None), "b.csv", 0)
+    _, rejected = validate_batch(_batch([row]), schema.EVENTS, WINDOW, max_chars=5)
+    assert rejected.column("detail").to_pylist() == [
+        "user_id is longer than data.max_value_chars=5"
+    ]
+
+
+def test_a_bad_file_among_good_ones_is_counted_and_skipped(tmp_path, caplog):
+    raw = tmp_path / "raw"
+    (raw / "events").mkdir(parents=True)
+    _write_csv(raw / "events" / "a.csv", [v for v, _, _ in GOOD])
+    (raw / "events" / "b.parquet").write_bytes(b"")
+    (raw / "events" / "c.csv").write_text(
+        ",".join(COLUMNS) + "\ne9,1,u1\n"
+    )  # the header and one ragged row
+    config = Config.model_validate({"data": {"max_bad_fraction": 0.5}})
+    with caplog.at_level("WARNING", logger="mtlrec"):
+        counts = run_validate(config.job_config(), raw, tmp_path / "validate", beam_args=IN_PROCESS)
+    empty = str(raw / "events" / "b.parquet")
+    assert counts["bad_files"] == 1
+    assert counts["bad_file_reasons"] == {empty: "empty file (0 bytes)"}
+    assert counts["events_read"] == 4
+    assert counts["rejected"] == dict.fromkeys(schema.REJECT_REASONS, 0) | {"malformed_row": 1}
+    assert caplog.messages == [f"skipped bad events file {empty}: empty file (0 bytes)"]
+    (dead,) = [
+        json.loads(line)
+        for f in sorted((tmp_path / "validate" / "dead_letter").glob("events*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
+    assert dead == {
+        **dict.fromkeys(COLUMNS),
+        "_file": str(raw / "events" / "c.csv"),
+        "_row": 0,
+        "_raw": "e9,1,u1",
+        "_line": 2,
+        "reason": "malformed_row",
+        "detail": "has 3 fields, the header has 10",
+    }
+
+
+def test_every_events_file_bad_is_one_error_naming_them(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "events").mkdir(parents=True)
+    (raw / "events" / "a.parquet").write_bytes(b"")
+    (raw / "events" / "b.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(BadFilesError) as error:
+        run_validate(Config().job_config(), raw, tmp_path / "validate", beam_args=IN_PROCESS)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"no readable 'events' file: {raw / 'events' / 'a.parquet'} (empty file (0 bytes)); "
+        f"{raw / 'events' / 'b.parquet'} (unreadable parquet: "
+    )
