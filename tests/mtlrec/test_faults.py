@@ -208,3 +208,39 @@ def test_killed_and_terminated_runs_resume_and_lose_nothing(tmp_path):
     # Nothing was written outside the workdir (the test's log files aside).
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "work"]
     assert not (pathlib.Path(os.getcwd()) / "mtlrec-work").exists()
+
+
+def test_kills_at_the_edges_of_steps_repeat_nothing_that_finished(tmp_path):
+    """kill -9 / SIGTERM just after a step ends and just as one starts, for the steps the
+    test above does not kill: preprocess (after the validate + preprocess job), train's end,
+    evaluate's start and push's start."""
+    workdir = tmp_path / "work"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    kills = [
+        ("step validate: done", signal.SIGKILL),
+        ("step train: done", signal.SIGTERM),
+        ("step evaluate: started", signal.SIGKILL),
+        ("step push: started", signal.SIGTERM),
+    ]
+    texts = []
+    for i, (needle, sig) in enumerate(kills):
+        run = Run(workdir, logs / f"{i}.log", IN_PROCESS)
+        run.wait_for(needle)
+        code = run.kill(sig)
+        assert code in (-signal.SIGKILL, 143, 0), (needle, code)
+        texts.append(run.text())
+    run = Run(workdir, logs / "last.log", IN_PROCESS)
+    assert run.finish() == 0, run.text()
+    texts.append(run.text())
+    every = "\n".join(texts)
+    # Each step finished exactly once over the five processes (then it is only skipped).
+    for name in ("validate", "train", "evaluate", "bless", "export", "push"):
+        assert every.count(f"step {name}: done") == 1, (name, every[-3000:])
+    assert every.count("step preprocess: done") <= 2  # done with validate, or on its own
+    doc = json.loads((workdir / "manifest.json").read_text())
+    assert all(s["status"] in ("done", "skipped") for s in doc["steps"].values()), doc["steps"]
+    assert doc["steps"]["train"]["result"]["steps"] == EPOCHS * STEPS_PER_EPOCH
+    served = workdir / "serving"
+    for model in (p for p in served.iterdir() if p.is_dir()):
+        assert sorted(p.name for p in model.iterdir()) == ["1"], model
