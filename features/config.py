@@ -61,5 +61,10 @@ class FeaturesConfig(ConfigSection):
     """Hashed OOV buckets for unseen side-feature categories."""
     max_position: int = pydantic.Field(default=20, ge=1)
     """Positions at or above this share the last position bucket."""
+    history_length: int = pydantic.Field(default=0, ge=0)
+    """The user-history feature: the last N items the user interacted with strictly before
+    each example (clicks of a click log, rows of a pre-joined table), mean-pooled with the
+    item_id embedding into the user tower; requests pass them as the `history` column
+    ('|'-joined, most recent first, "" = none). 0 = off."""
     serving_position: int = pydantic.Field(default=0, ge=0)
     """Position fed at serving time: the top slot, which removes position bias."""

@@ -48,6 +48,8 @@ class Feature:
       log1p: numeric only: apply log1p before the z-score (heavy tails such as price).
       num_buckets: time/position: number of integer buckets.
       multivalent: categorical only: the raw value is a '|'-separated list.
+      vocabulary: the feature whose vocabulary (and embedding table) it reuses; None = its
+        own. The user history reads `item_id`'s, so an item maps to the same row anywhere.
     """
 
     name: str
@@ -57,10 +59,13 @@ class Feature:
     log1p: bool = False
     num_buckets: int | None = None
     multivalent: bool = False
+    vocabulary: str | None = None
 
     @property
     def vocab_name(self) -> str | None:
-        return self.name if self.kind in (Kind.ID, Kind.CATEGORICAL) else None
+        if self.kind not in (Kind.ID, Kind.CATEGORICAL):
+            return None
+        return self.vocabulary or self.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +99,16 @@ FEATURES: dict[str, Feature] = {
         Feature("position", "position", Kind.POSITION, Side.BIAS),
     )
 }
+
+MULTIVALENT_SEPARATOR = "|"
+"""Between the values of a multivalent raw column (`genres`, `history`)."""
+
+HISTORY = "history"
+"""The user's recent items (`features.history_length`): enabled by that key, not by
+`features.enabled`; computed by the pipeline (`mtlrec.pipeline.history`)."""
+HISTORY_FEATURE = Feature(
+    HISTORY, HISTORY, Kind.ID, Side.QUERY, multivalent=True, vocabulary="item_id"
+)
 
 CLICK = "click"
 """The click label: retrieval's positive pairs and the rows of `auc_on_clicks`."""
@@ -133,6 +148,7 @@ JOINED_COLUMNS: dict[str, Dtype] = {
     "has_dwell": Dtype.INT,
     "impression": Dtype.INT,
     "rating": Dtype.FLOAT,
+    HISTORY: Dtype.STRING,
 }
 
 # 1 on examples of a shown impression, 0 on retrieval-only examples (orphan clicks, SPEC §5):
@@ -193,6 +209,10 @@ def feature_set(config: FeaturesConfig, labels: tuple[str, ...]) -> FeatureSet:
     Raises:
       ValueError: a name is not declared; the message lists the declared names.
     """
+    if HISTORY in config.enabled:
+        raise ValueError(
+            f"features.enabled: {HISTORY!r} is turned on by features.history_length, not listed"
+        )
     unknown = [n for n in config.enabled if n not in FEATURES]
     if unknown:
         raise ValueError(
@@ -204,8 +224,9 @@ def feature_set(config: FeaturesConfig, labels: tuple[str, ...]) -> FeatureSet:
     for required in ("user_id", "item_id"):
         if required not in config.enabled:
             raise ValueError(f"features.enabled must include {required!r}")
+    history = (HISTORY_FEATURE,) if config.history_length else ()
     return FeatureSet(
-        features=tuple(FEATURES[n] for n in config.enabled),
+        features=(*(FEATURES[n] for n in config.enabled), *history),
         labels=tuple(LABELS[n] for n in dict.fromkeys(labels)),
         config=config,
     )

@@ -17,6 +17,7 @@ from tensorflow_transform import tf_utils
 from mtlrec.features.declarations import (
     ITEM_LOG_Q,
     JOINED_COLUMNS,
+    MULTIVALENT_SEPARATOR,
     PASSTHROUGH,
     RANKING_MASK,
     Dtype,
@@ -32,7 +33,6 @@ MS_PER_DAY = 86_400_000
 EPOCH_WEEKDAY = 3
 # TIME features by bucket count: (bucket width in ms, bucket of the epoch).
 _TIME_CYCLES: dict[int, tuple[int, int]] = {24: (MS_PER_HOUR, 0), 7: (MS_PER_DAY, EPOCH_WEEKDAY)}
-MULTIVALENT_SEPARATOR = "|"
 # Separator of TFT's "count token" frequency files; masked inside ids so any id can be a key.
 _FREQUENCY_FILE_DELIMITER = " "
 _DELIMITER_MASK = "\x1f"
@@ -97,8 +97,12 @@ def fill_missing_inputs(raw: Mapping, columns: tuple[str, ...]) -> dict:
 def preprocessing_fn(inputs: Mapping, *, feature_set: FeatureSet) -> dict:
     """Transforms raw joined columns into model features, labels and passthrough keys."""
     outputs: dict = {}
+    # Deferred vocabulary files by name: a feature with `vocabulary` applies another's.
+    vocabularies: dict[str, tf.Tensor] = {}
     for feature in feature_set.features:
-        outputs[feature.name] = _transform_feature(inputs[feature.source], feature, feature_set)
+        outputs[feature.name] = _transform_feature(
+            inputs[feature.source], feature, feature_set, vocabularies
+        )
     for label in feature_set.labels:
         if label.source in inputs:
             outputs.update(_transform_label(inputs, label))
@@ -115,21 +119,31 @@ def _ranking_mask(impression):
     return tf.cast(impression, tf.float32)
 
 
-def _transform_feature(x, feature: Feature, feature_set: FeatureSet):
+def _transform_feature(x, feature: Feature, feature_set: FeatureSet, vocabularies: dict):
     cfg = feature_set.config
     if feature.kind in (Kind.ID, Kind.CATEGORICAL):
         is_id = feature.kind is Kind.ID
         if feature.multivalent:
             x = tf.strings.split(x, MULTIVALENT_SEPARATOR)
-        threshold = cfg.id_frequency_threshold if is_id else cfg.categorical_frequency_threshold
-        return tft.compute_and_apply_vocabulary(
-            x,
-            top_k=cfg.id_top_k if is_id else None,
-            # A threshold of 1 keeps every token; TFT wants None for that.
-            frequency_threshold=threshold if threshold > 1 else None,
-            num_oov_buckets=feature_set.oov_buckets(feature),
-            vocab_filename=feature.vocab_name,
-        )
+        if feature.vocabulary is not None:
+            # An empty history splits into one "" token: padding, not an OOV item.
+            x = tf.ragged.boolean_mask(x, tf.not_equal(x, ""))
+            if feature.vocabulary not in vocabularies:
+                raise ValueError(
+                    f"feature {feature.name!r} applies the {feature.vocabulary!r} vocabulary: "
+                    f"enable {feature.vocabulary!r} in features.enabled"
+                )
+            vocabulary = vocabularies[feature.vocabulary]
+        else:
+            threshold = cfg.id_frequency_threshold if is_id else cfg.categorical_frequency_threshold
+            vocabulary = vocabularies[feature.name] = tft.vocabulary(
+                x,
+                top_k=cfg.id_top_k if is_id else None,
+                # A threshold of 1 keeps every token; TFT wants None for that.
+                frequency_threshold=threshold if threshold > 1 else None,
+                vocab_filename=feature.vocab_name,
+            )
+        return tft.apply_vocabulary(x, vocabulary, num_oov_buckets=feature_set.oov_buckets(feature))
     if feature.kind is Kind.NUMERIC:
         return _z_score_ignoring_missing(x, log1p=feature.log1p)
     if feature.kind is Kind.TIME:

@@ -53,9 +53,16 @@ class MultiTaskModel(tfrs.Model):
         self.task_configs = {t.name: t for t in tasks}
         self.task_kinds = {t.name: kind_of(t) for t in tasks}
         self.serving_position = serving_position
-        self.query_tower = Tower(feature_set, Side.QUERY, model_cfg, vocab_sizes, name="query")
         self.candidate_tower = Tower(
             feature_set, Side.CANDIDATE, model_cfg, vocab_sizes, name="candidate"
+        )
+        self.query_tower = Tower(
+            feature_set,
+            Side.QUERY,
+            model_cfg,
+            vocab_sizes,
+            name="query",
+            shared=self.candidate_tower.embeddings,
         )
         self.ranking_names = tuple(t.name for t in tasks if self.task_kinds[t.name].has_head)
         self.sharing = build_sharing(model_cfg, self.ranking_names) if self.ranking_names else None
@@ -69,7 +76,7 @@ class MultiTaskModel(tfrs.Model):
             {
                 f.name: embedding_input_dim(feature_set, f, vocab_sizes)
                 for f in feature_set.features
-                if f.kind is Kind.ID
+                if f.kind is Kind.ID and not f.multivalent
             }
             if model_cfg.id_bias
             else {}

@@ -1,12 +1,15 @@
 """The user (query) and item (candidate) towers, built from the feature declarations.
 
 Each tower embeds its side's declared features (ID, CATEGORICAL and TIME through embedding
-tables, multivalent categoricals as the mean of their embeddings, NUMERIC as is),
+tables, multivalent categoricals and the user history as the mean of their embeddings —
+the history through the item tower's item_id table —, NUMERIC as is),
 concatenates them and maps them through an MLP to `embedding_dim`. Every task reads the
 same two towers, so the id embedding tables are the same variables for all of them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import tensorflow as tf
 
@@ -24,12 +27,12 @@ def embedding_input_dim(
     if feature.kind is Kind.POSITION:
         # Positions at or above max_position share the last bucket: 0..max_position.
         return feature_set.config.max_position + 1
-    if feature.name not in vocab_sizes:
+    if feature.vocab_name not in vocab_sizes:
         raise ValueError(
             f"no vocabulary size for feature {feature.name!r}; vocab_sizes has "
             f"{sorted(vocab_sizes)} (read them with mtlrec.models.data.vocab_sizes_from_tft)"
         )
-    return vocab_sizes[feature.name] + feature_set.oov_buckets(feature)
+    return vocab_sizes[feature.vocab_name] + feature_set.oov_buckets(feature)
 
 
 def _mean_embedding(table: tf.keras.layers.Embedding, values: tf.Tensor) -> tf.Tensor:
@@ -56,14 +59,27 @@ class Tower(tf.keras.layers.Layer):
         vocab_sizes: dict[str, int],
         *,
         name: str,
+        shared: Mapping[str, tf.keras.layers.Embedding] | None = None,
     ) -> None:
+        """`shared`: another tower's tables by feature name, for the features that read
+        that feature's vocabulary (`Feature.vocabulary`: the user history pools item_id's)."""
         super().__init__(name=name)
         self.features = feature_set.by_side(side)
         if not self.features:
             raise ValueError(f"features.enabled has no {side.value}-side feature for the {name}")
         self.embeddings: dict[str, tf.keras.layers.Embedding] = {}
+        # Read, not owned: the owning tower lists them (regularisation, warm start).
+        self.shared_embeddings: dict[str, tf.keras.layers.Embedding] = {}
         for feature in self.features:
             if feature.kind is Kind.NUMERIC:
+                continue
+            if feature.vocabulary is not None:
+                if feature.vocabulary not in (shared or {}):
+                    raise ValueError(
+                        f"{name}: feature {feature.name!r} reads the {feature.vocabulary!r} "
+                        f"embedding, which no tower passed; enable {feature.vocabulary!r}"
+                    )
+                self.shared_embeddings[feature.name] = shared[feature.vocabulary]
                 continue
             width = cfg.embedding_dim if feature.kind is Kind.ID else cfg.side_embedding_dim
             self.embeddings[feature.name] = tf.keras.layers.Embedding(
@@ -82,7 +98,14 @@ class Tower(tf.keras.layers.Layer):
     @property
     def id_embedding_tables(self) -> list[tf.Variable]:
         """The id tables (user_id / item_id) of this tower: the L2-regularised variables."""
-        return [self.embeddings[f.name].embeddings for f in self.features if f.kind is Kind.ID]
+        return [self.embeddings[f.name].embeddings for f in self.features if f.name in self.ids]
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The owned id features (their tables: `id_embedding_tables`)."""
+        return tuple(
+            f.name for f in self.features if f.kind is Kind.ID and f.name in self.embeddings
+        )
 
     @property
     def vocabulary_tables(self) -> list[tuple[str, tf.Variable]]:
@@ -90,7 +113,7 @@ class Tower(tf.keras.layers.Layer):
         tables = [
             (f.vocab_name, self.embeddings[f.name].embeddings)
             for f in self.features
-            if f.vocab_name is not None
+            if f.vocab_name is not None and f.name in self.embeddings
         ]
         if self.bias_table is not None:
             tables.append((self.bias_id, self.bias_table.embeddings))
@@ -99,7 +122,7 @@ class Tower(tf.keras.layers.Layer):
     def _encode(self, feature: Feature, value: tf.Tensor) -> tf.Tensor:
         if feature.kind is Kind.NUMERIC:
             return tf.reshape(tf.cast(value, tf.float32), [-1, 1])
-        table = self.embeddings[feature.name]
+        table = self.embeddings.get(feature.name) or self.shared_embeddings[feature.name]
         if feature.multivalent:
             return _mean_embedding(table, value)
         return table(tf.reshape(value, [-1]))

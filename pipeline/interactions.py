@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mtlrec.features import readers, schema
-from mtlrec.features.declarations import JOINED_COLUMNS, LABELS, Dtype
+from mtlrec.features.declarations import HISTORY, JOINED_COLUMNS, LABELS, Dtype
 from mtlrec.features.schema import Column, ColumnType
 from mtlrec.pipeline import beam_io, keyed
 from mtlrec.pipeline.column_mapping import in_file_names
@@ -46,7 +46,8 @@ def table(name: str) -> schema.Table:
         name=name,
         key=KEY,
         required=True,
-        columns=tuple(_column(c) for c in (KEY, *JOINED_COLUMNS)),
+        # The history is the pipeline's (`mtlrec.pipeline.history`), never read from a file.
+        columns=tuple(_column(c) for c in (KEY, *JOINED_COLUMNS) if c != HISTORY),
     )
 
 

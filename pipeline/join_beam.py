@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mtlrec.features import schema
-from mtlrec.pipeline import beam_io, join, keyed
+from mtlrec.pipeline import beam_io, history, join, keyed
 from mtlrec.pipeline.arrow_coder import RecordBatch
 
 EVENTS_SCHEMA = beam_io.typed_schema(schema.EVENTS)
@@ -26,7 +26,9 @@ class _LabelBucketFn(beam.DoFn):
         attribution_window_ms: int,
         with_users: bool,
         orphan_clicks_to_retrieval: bool,
+        history_length: int,
     ):
+        self._history_length = history_length
         self._click_window_ms = click_window_ms
         self._attribution_window_ms = attribution_window_ms
         self._with_users = with_users
@@ -48,6 +50,9 @@ class _LabelBucketFn(beam.DoFn):
         yield beam.pvalue.TaggedOutput("counts", counts)
         if self._with_users:
             examples = join.join_side(examples, tables["users"], schema.USERS)
+        if self._history_length:
+            clicks = join.of_type(tables["events"], "click")
+            examples = history.with_history(examples, clicks, self._history_length)
         yield from keyed.to_batches(examples)
 
 
@@ -58,12 +63,17 @@ def LabelBuckets(  # noqa: N802
     attribution_window_ms: int,
     with_users: bool = True,
     orphan_clicks_to_retrieval: bool = False,
+    history_length: int = 0,
 ) -> dict[str, beam.PCollection]:
     """`JoinLabels` on events (and users rows) already grouped by user bucket:
     (bucket, {"events": [batches], "users": [batches]}) with one users row per user."""
     labelled = grouped | "Label" >> beam.ParDo(
         _LabelBucketFn(
-            click_window_ms, attribution_window_ms, with_users, orphan_clicks_to_retrieval
+            click_window_ms,
+            attribution_window_ms,
+            with_users,
+            orphan_clicks_to_retrieval,
+            history_length,
         )
     ).with_output_types(RecordBatch).with_outputs("counts", main="examples")
     return {"examples": labelled.examples, "counts": labelled.counts}
@@ -77,13 +87,16 @@ def JoinLabels(  # noqa: N802
     buckets: int,
     users: beam.PCollection | None = None,
     orphan_clicks_to_retrieval: bool = False,
+    history_length: int = 0,
 ) -> dict[str, beam.PCollection]:
     """Labelled examples (one per impression key) and the join's count dicts.
 
     One CoGroupByKey on the user bucket brings every event of a user, and the user's row of
     `users` when given, into one worker: a single shuffle of the events for the whole join.
     The examples get the users table's columns (`with_side_columns`) when `users` is given,
-    and include retrieval-only examples of orphan clicks with `orphan_clicks_to_retrieval`.
+    and include retrieval-only examples of orphan clicks with `orphan_clicks_to_retrieval`,
+    and the `history` column of the user's clicks before each example with `history_length`
+    (`mtlrec.pipeline.history`).
     """
     inputs = {"events": events} if users is None else {"events": events, "users": users}
     return (
@@ -91,7 +104,11 @@ def JoinLabels(  # noqa: N802
         | "ByUser" >> keyed.CoGroupBatches(join.BUCKET_KEY, buckets)
         | "Labels"
         >> LabelBuckets(
-            click_window_ms, attribution_window_ms, users is not None, orphan_clicks_to_retrieval
+            click_window_ms,
+            attribution_window_ms,
+            users is not None,
+            orphan_clicks_to_retrieval,
+            history_length,
         )
     )
 

@@ -20,6 +20,7 @@ from mtlrec.features import schema
 from mtlrec.features.declarations import JOINED_COLUMNS, FeatureSet, Side
 from mtlrec.features.preprocessing import input_columns
 from mtlrec.pipeline import beam_io, interactions, join, keyed
+from mtlrec.pipeline.history import AddHistory, history_schema
 from mtlrec.pipeline.join_beam import (
     BuildCatalogue,
     JoinLabels,
@@ -114,15 +115,22 @@ def _joined_events(
     side = {t.name: _table(pipeline, tables, t.name) for t in (schema.ITEMS, schema.USERS)}
     windows = (settings.click_window_ms, settings.attribution_window_ms)
     orphans = settings.orphan_clicks_to_retrieval
+    length = settings.feature_set.config.history_length
     if by_user is None:
         joined = events | "JoinLabels" >> JoinLabels(
-            *windows, buckets, users=side["users"], orphan_clicks_to_retrieval=orphans
+            *windows,
+            buckets,
+            users=side["users"],
+            orphan_clicks_to_retrieval=orphans,
+            history_length=length,
         )
     else:
         joined = by_user.grouped | "JoinLabels" >> LabelBuckets(
-            *windows, orphan_clicks_to_retrieval=orphans
+            *windows, orphan_clicks_to_retrieval=orphans, history_length=length
         )
     examples_schema = with_side_columns(join.EXAMPLE_SCHEMA, schema.USERS)
+    if length:
+        examples_schema = history_schema(examples_schema)
     examples = joined["examples"] | "Join[items]" >> JoinSideTable(side["items"], schema.ITEMS)
     examples_schema = with_side_columns(examples_schema, schema.ITEMS)
     item_columns = catalogue_columns(settings.feature_set)
@@ -147,6 +155,10 @@ def _interactions(
         present.append("has_dwell")
     examples_schema = interactions.examples_schema(present)
     examples = rows | "Examples" >> beam.Map(interactions.to_examples, examples_schema)
+    length = settings.feature_set.config.history_length
+    if length:
+        examples = examples | "History" >> AddHistory(examples_schema, length, settings.buckets)
+        examples_schema = history_schema(examples_schema)
     counts = examples | "ExampleCounts" >> beam.Map(interactions.example_counts)
     item_columns = [
         f.source

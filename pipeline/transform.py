@@ -62,8 +62,15 @@ def tensor_adapter_config(columns: Sequence[str]):
     return tfxio.TensorAdapterConfig(arrow_schema, representations)
 
 
-def _encode(record_batch: pa.RecordBatch) -> list[bytes]:
-    return RecordBatchToExamplesEncoder().encode(record_batch)
+# tf.Transform's output schema reads a ragged feature's values from the key
+# `<name>$ragged_values` (its `transformed_feature_spec`); the encoder names the key after
+# the column, so without this rename every reader parsed empty lists.
+RAGGED_VALUES = "{}$ragged_values"
+
+
+def _encode(record_batch: pa.RecordBatch, ragged: frozenset[str]) -> list[bytes]:
+    names = [RAGGED_VALUES.format(n) if n in ragged else n for n in record_batch.schema.names]
+    return RecordBatchToExamplesEncoder().encode(record_batch.rename_columns(names))
 
 
 def _record_batch(transformed) -> pa.RecordBatch:
@@ -130,9 +137,10 @@ def TransformSplits(  # noqa: N802
         "eval": by_test.eval,
     }
     _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(f"{output_dir}/transform_fn")
+    ragged = frozenset(f.name for f in feature_set.features if f.multivalent)
     outputs = {}
     for name in SPLITS:
         data = resplit[name]
-        outputs[name] = data | f"Encode[{name}]" >> beam.Map(_encode)
+        outputs[name] = data | f"Encode[{name}]" >> beam.Map(_encode, ragged)
         outputs[f"{name}_examples"] = data | f"Count[{name}]" >> beam.Map(_count_rows, name)
     return outputs

@@ -1,4 +1,5 @@
-"""Export with MovieLens-style features: multivalent genres (ragged), a `rating` regression task."""
+"""Export with MovieLens-style features: multivalent genres (ragged), the user history
+(ragged, through the item_id table), a `rating` regression task."""
 
 import functools
 import tempfile
@@ -17,7 +18,7 @@ from mtlrec.models.config import ModelConfig, TaskConfig
 
 pytestmark = pytest.mark.slow
 
-FEATURES = FeaturesConfig(enabled=MOVIELENS_FEATURES)
+FEATURES = FeaturesConfig(enabled=MOVIELENS_FEATURES, history_length=3)
 TASKS = (
     TaskConfig(name="retrieval", kind="retrieval", retrieval_on_clicks=False),
     TaskConfig(name="rating", kind="regression", label="rating"),
@@ -28,14 +29,19 @@ ITEMS = [
     {"item_id": f"m{i}", "genres": GENRES[i % len(GENRES)], "release_year": 1960.0 + 3 * i}
     for i in range(12)
 ]
-QUERY = ("user_id", "gender", "occupation", "age_bucket", "ts")
+QUERY = ("user_id", "gender", "occupation", "age_bucket", "ts", "history")
 DAY = 86_400_000
 
 
 def _rows():
-    rows = []
+    """Ratings with the history the pipeline gives them (the user's last 3 items before)."""
+    rows, seen = [], {}
     for n in range(60):
         item = ITEMS[(7 * n) % len(ITEMS)]
+        user = seen.setdefault(f"u{n % 9}", [])
+        # m99 is in no catalogue: an OOV row of the item table, served all the same.
+        history = "|".join(reversed(user[-3:])) or ("m99" if n % 4 == 0 else "")
+        user.append(item["item_id"])
         rows.append(
             {
                 "user_id": f"u{n % 9}",
@@ -44,6 +50,7 @@ def _rows():
                 "age_bucket": ["18", "25", "35"][n % 3],
                 "ts": 1_704_067_200_000 + n * DAY // 5,
                 "rating": float(1 + n % 5),
+                "history": history,
                 **item,
             }
         )
@@ -102,10 +109,14 @@ def test_recommender_ranks_ragged_genre_items_like_the_in_memory_model(exported)
         raw.update({c: tf.constant([it[c] for it in chosen]) for c in ITEMS[0]})
         transformed = tft_output.transform_raw_features(raw)
         assert isinstance(transformed["genres"], tf.RaggedTensor)
+        assert isinstance(transformed["history"], tf.RaggedTensor)
         rating = model.predict_tasks({n: transformed[n] for n in FS.names})["rating"].numpy()
         np.testing.assert_allclose(out["rating"][b], rating, atol=1e-5)
         np.testing.assert_allclose(out["score"][b], rating, atol=1e-5)
         assert (np.diff(out["score"][b]) <= 0).all()
+    # The history is an input of the served query, not ignored: another one, other scores.
+    other = loaded.signatures["serving_default"](**{**query, "history": tf.constant(["m1"] * 3)})
+    assert not np.allclose(other["retrieval_score"].numpy(), out["retrieval_score"])
 
 
 def test_ranker_serves_rating_in_label_space_from_raw_and_example_inputs(exported):

@@ -210,3 +210,52 @@ def test_fill_missing_inputs_gives_neutral_defaults():
     assert filled["item_id"].numpy().tolist() == [b"a", b"b"]
     assert math.isnan(filled["price"].numpy()[1])
     assert filled["ts"].numpy().tolist() == [0, 0]
+
+
+HISTORY_SET = feature_set(
+    FeaturesConfig(enabled=("user_id", "item_id"), id_oov_buckets=10, history_length=3), ()
+)
+HISTORY_COLUMNS = input_columns(HISTORY_SET, {"user_id", "item_id", "ts", "history"})
+# item_id vocabulary: i1 (2), i2 (1); "" is no history (padding), i9 an unseen item (OOV),
+# and the history's items never enter the vocabulary.
+HISTORY_ROWS = [
+    {"user_id": "u1", "item_id": "i1", "ts": 1, "history": ""},
+    {"user_id": "u1", "item_id": "i2", "ts": 2, "history": "i1"},
+    {"user_id": "u1", "item_id": "i1", "ts": 3, "history": "i2|i1|i7"},
+]
+
+
+@pytest.fixture(scope="module")
+def history_output(tmp_path_factory):
+    import apache_beam as beam
+    import tensorflow_transform.beam as tft_beam
+
+    out = tmp_path_factory.mktemp("tft_history")
+    metadata = tft.DatasetMetadata.from_feature_spec(raw_feature_spec(HISTORY_COLUMNS))
+    with (
+        beam.Pipeline(argv=["--runner=FnApiRunner"]) as p,
+        tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=out)),
+    ):
+        transform_fn = (p | beam.Create(HISTORY_ROWS), metadata) | tft_beam.AnalyzeDataset(
+            functools.partial(preprocessing_fn, feature_set=HISTORY_SET)
+        )
+        _ = transform_fn | tft_beam.WriteTransformFn(str(out / "transform_fn"))
+    return tft.TFTransformOutput(str(out / "transform_fn"))
+
+
+def test_history_maps_through_the_item_id_vocabulary(history_output):
+    spec = raw_feature_spec(HISTORY_COLUMNS)
+    raw = {c: tf.constant([r[c] for r in HISTORY_ROWS], spec[c].dtype) for c in HISTORY_COLUMNS}
+    out = history_output.transform_raw_features(raw)
+    assert history_output.vocabulary_by_name("item_id") == [b"i1", b"i2"]
+    assert out["item_id"].numpy().tolist() == [0, 1, 0]
+    history = out["history"]
+    rows = history.to_list() if isinstance(history, tf.RaggedTensor) else None
+    if rows is None:
+        rows = tf.RaggedTensor.from_sparse(history).to_list()
+    # i7 is unseen: an OOV bucket of item_id, the same one item_id itself would give i7.
+    unseen = history_output.transform_raw_features(
+        {**{c: raw[c][:1] for c in HISTORY_COLUMNS}, "item_id": tf.constant(["i7"])}
+    )["item_id"].numpy()[0]
+    assert 2 <= unseen < 12
+    assert rows == [[], [0], [1, 0, unseen]]

@@ -66,3 +66,33 @@ def test_item_catalogue_keeps_first_row_of_each_item():
     assert catalogue["item_id"].numpy().tolist() == [3, 1, 2, 4]
     assert catalogue["category"].numpy().tolist() == [30, 10, 20, 40]
     np.testing.assert_allclose(catalogue["price"].numpy(), [0.3, 0.1, 0.2, 0.4])
+
+
+def test_history_pools_the_item_towers_item_id_table():
+    fs = feature_set(
+        FeaturesConfig(enabled=("user_id", "item_id"), id_oov_buckets=3, history_length=5), ()
+    )
+    vocab = {"user_id": 9, "item_id": 12}
+    cfg = ModelConfig(embedding_dim=4)
+    items = Tower(fs, Side.CANDIDATE, cfg, vocab, name="candidate")
+    users = Tower(fs, Side.QUERY, cfg, vocab, name="query", shared=items.embeddings)
+    assert [f.name for f in users.features] == ["user_id", "history"]
+    items({"item_id": tf.constant([0], tf.int64)})
+    table = items.embeddings["item_id"]
+    assert users.shared_embeddings["history"] is table
+    history = tf.ragged.constant([[1, 2], []], dtype=tf.int64)
+    pooled = users._encode(fs.get("history"), history).numpy()
+    rows = table.embeddings.numpy()
+    np.testing.assert_allclose(pooled, [(rows[1] + rows[2]) / 2, np.zeros(4)], rtol=1e-6)
+    out = users({"user_id": tf.constant([0, 0], tf.int64), "history": history})
+    assert out.shape == (2, 4)
+    assert not np.allclose(out[0].numpy(), out[1].numpy())
+    # The query tower owns no copy: one item table, listed (regularised, warm-started) once.
+    assert users.ids == ("user_id",)
+    assert [name for name, _ in users.vocabulary_tables] == ["user_id"]
+
+
+def test_history_without_a_shared_item_table_is_a_clear_error():
+    fs = feature_set(FeaturesConfig(enabled=("user_id", "item_id"), history_length=5), ())
+    with pytest.raises(ValueError, match=r"'history' reads the 'item_id' embedding"):
+        Tower(fs, Side.QUERY, ModelConfig(), {"user_id": 9, "item_id": 12}, name="query")

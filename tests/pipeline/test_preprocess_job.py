@@ -267,7 +267,7 @@ def test_pre_joined_interactions_with_a_column_mapping(tmp_path):
                 "split_ts": "2024-01-05T00:00:00Z",
                 "max_bad_fraction": 0.2,
             },
-            "features": {"enabled": ["user_id", "item_id", "genres"]},
+            "features": {"enabled": ["user_id", "item_id", "genres"], "history_length": 2},
             "tasks": [
                 {"name": "retrieval", "kind": "retrieval"},
                 {"name": "rating", "kind": "regression", "label": "rating"},
@@ -293,11 +293,28 @@ def test_pre_joined_interactions_with_a_column_mapping(tmp_path):
     spec = tft_output.transformed_feature_spec()
     train = _read_examples(tmp_path / "pre", "train", spec)
     ratings = sorted(
-        (e["user_key"].numpy(), e["item_key"].numpy(), float(e["rating"])) for e in train
+        (
+            e["user_key"].numpy(),
+            e["item_key"].numpy(),
+            float(e["rating"]),
+            e["genres"].numpy().tolist(),
+            e["history"].numpy().tolist(),
+        )
+        for e in train
     )
-    assert ratings == [(b"u1", b"i1", 4.0), (b"u1", b"i2", 3.0)]
+    item = tft_output.vocabulary_by_name("item_id").index
+    # The ragged features parse back exactly (genres by their vocabulary, the history by
+    # item_id's): the user's earlier ratings only.
+    assert ratings == [(b"u1", b"i1", 4.0, [0, 1], []), (b"u1", b"i2", 3.0, [0], [item(b"i1")])]
     (held,) = _read_examples(tmp_path / "pre", "validation", spec)
     assert (held["user_key"].numpy(), held["item_key"].numpy()) == (b"u2", b"i1")
+    assert held["history"].numpy().tolist() == []  # u2's m4 was rejected
+    # A test example sees the user's earlier test rows: what the server knew by then.
+    histories = {
+        e["item_key"].numpy(): e["history"].numpy().tolist()
+        for e in _read_examples(tmp_path / "pre", "eval", spec)
+    }
+    assert histories[b"i3"] == [item(b"i2")] and histories[b"i2"] == []
     assert "click" not in spec and "dwell" not in spec
     catalogue = pq.read_table(tmp_path / "pre" / "catalog.parquet").to_pylist()
     assert sorted(catalogue, key=lambda r: r["item_id"]) == [
