@@ -189,7 +189,7 @@ def push(
     Raises:
       ValueError: a source is not a `<model>/<integer version>` directory.
     """
-    if not (blessed or force):
+    if not (blessed or force) or not export_dirs:
         return {}
     sources = {name: pathlib.Path(src) for name, src in export_dirs.items()}
     for name, src in sources.items():

@@ -131,6 +131,12 @@ def test_models_of_one_push_share_a_version_after_a_push_died_halfway(tmp_path):
     assert len(pushed) > 1
 
 
+def test_a_push_with_every_model_already_served_publishes_nothing(tmp_path):
+    # The rerun of a push killed after publishing finds every model served and passes none.
+    assert bless.push({}, tmp_path / "serving", blessed=True) == {}
+    assert not (tmp_path / "serving").exists()
+
+
 def test_push_rejects_a_non_version_directory(tmp_path):
     (tmp_path / "model" / "latest").mkdir(parents=True)
     with pytest.raises(ValueError, match="integer version"):
