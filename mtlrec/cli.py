@@ -20,15 +20,13 @@ import logging
 import os
 import pathlib
 import re
-import signal
 import sys
-import threading
 import webbrowser
 from collections.abc import Sequence
 
 import yaml
 
-from mtlrec import inspect_data
+from mtlrec import inspect_data, termination
 from mtlrec.config import (
     PRESETS,
     Config,
@@ -411,15 +409,6 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (what Airflow, Kubernetes and systemd send), raised like Ctrl-C so the running
-    step records `interrupted` and the workdir lock is released."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
 def _plain_run_id(run_id: str) -> bool:
     """The rule of `mtlrec.run.check_run_id`, without importing the run (and TensorFlow)."""
     return bool(RUN_ID.fullmatch(run_id)) and run_id not in (".", "..")
@@ -506,8 +495,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    with termination.raise_on_sigterm():
+        return _guarded(args, beam_args)
+
+
+def _guarded(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    """Runs the command; every failure the user can fix becomes one line and an exit code."""
     try:
         if args.verbose:
             return _dispatch(args, beam_args)
@@ -521,22 +514,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mtlrec: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        from mtlrec.pipeline import worker_guard
-
-        # The Beam runner's threads wait on their workers: end them, or the exit would hang.
-        worker_guard.kill_descendants()
-        terminated = isinstance(e, Terminated)
-        print(f"mtlrec: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
-        return 143 if terminated else 130
+        return _interrupted(terminated=isinstance(e, termination.Terminated))
     except Exception as e:
+        if termination.received():
+            # A library turned the raised Terminated into an error of its own.
+            return _interrupted(terminated=True)
         if not isinstance(e, ValueError | OSError | RuntimeError):
             raise
         saved = _save_traceback(e, _workdir_of(args))
         print(f"mtlrec: error: {_describe(e)}{saved}", file=sys.stderr)
         return 1
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(*, terminated: bool) -> int:
+    from mtlrec.pipeline import worker_guard
+
+    # The Beam runner's threads wait on their workers: end them, or the exit would hang.
+    worker_guard.kill_descendants()
+    print(f"mtlrec: {'terminated (SIGTERM)' if terminated else 'interrupted'}", file=sys.stderr)
+    return 143 if terminated else 130
 
 
 def _dispatch(args: argparse.Namespace, beam_args: Sequence[str]) -> int:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from mtlrec import fingerprint, log, manifest
+from mtlrec import fingerprint, log, manifest, termination
 from mtlrec.config import Config, dump_yaml
 from mtlrec.datasets.synthetic.generate import generate
 from mtlrec.lock import workdir_lock
@@ -296,11 +296,16 @@ def _run_step(
     try:
         result = step.action(ctx)
     except BaseException as e:
-        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        # After a SIGTERM, an error is the Terminated a library caught and wrapped.
+        interrupted = isinstance(e, KeyboardInterrupt) or termination.received()
+        status = "interrupted" if interrupted else "failed"
         entry.update(status=status, seconds=round(time.monotonic() - started, 3), error=str(e))
         if isinstance(e, KeyboardInterrupt):
             log.event(f"step {step.name}: interrupted", step=step.name)
             raise
+        if interrupted:
+            log.event(f"step {step.name}: interrupted", step=step.name)
+            raise termination.Terminated from e
         raise StepFailedError(f"step {step.name} failed in {ctx.run_dir}: {e}") from e
     entry.update(status="done", seconds=round(time.monotonic() - started, 3), result=result)
     save()

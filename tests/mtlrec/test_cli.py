@@ -3,8 +3,10 @@
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -261,6 +263,27 @@ def test_disk_full_under_a_step_is_one_line_naming_the_path_and_the_log(
     )
     log_file = pathlib.Path(err.split("(traceback: ")[1].rstrip(")\n"))
     assert "OSError: [Errno 28] No space left on device" in log_file.read_text()
+
+
+def test_a_sigterm_a_library_turned_into_its_own_error_still_exits_143(
+    tmp_path, capsys, monkeypatch
+):
+    from mtlrec import cli, termination
+
+    def wrapped(args, beam_args):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt as e:
+            raise RuntimeError("UnknownError: a library's own error") from e
+        raise AssertionError("SIGTERM did not arrive")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "_cmd_run", wrapped)
+    assert main(["run", "--workdir", str(tmp_path / "w")]) == 143
+    assert _one_line(capsys) == "mtlrec: terminated (SIGTERM)\n"
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not termination.received()
 
 
 def _bad_input_dir(raw: pathlib.Path) -> None:

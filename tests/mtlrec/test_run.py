@@ -7,11 +7,15 @@ end-to-end behaviour with the real steps is in tests/test_end_to_end.py.
 
 import dataclasses
 import json
+import os
+import signal
+import time
 
 import pytest
 
 from mtlrec import run as run_module
 from mtlrec import steps as steps_module
+from mtlrec import termination
 from mtlrec.config import load_config
 from mtlrec.lock import LockedError, workdir_lock
 from mtlrec.manifest import STEP_NAMES
@@ -22,6 +26,7 @@ def recorded(monkeypatch):
     calls: list[str] = []
     failing: set[str] = set()
     interrupting.clear()
+    sigterm_wrapping.clear()
     seen_manifests.clear()
 
     def recorder(name):
@@ -36,6 +41,8 @@ def recorded(monkeypatch):
                 raise RuntimeError(f"injected failure in {name}")
             if name in interrupting:
                 raise KeyboardInterrupt
+            if name in sigterm_wrapping:
+                _sigterm_wrapped_by_a_library()
             for proof in PROOFS.get(name, ()):
                 (ctx.run_dir / proof).parent.mkdir(parents=True, exist_ok=True)
                 (ctx.run_dir / proof).write_text("{}")
@@ -63,6 +70,16 @@ def raw_dir(tmp_path):
     return raw
 
 
+def _sigterm_wrapped_by_a_library():
+    """What tf.data does to an exception raised in a Python callback: its own error."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs here, at the next bytecode
+    except KeyboardInterrupt as e:
+        raise RuntimeError("UnknownError: a library's own error") from e
+    raise AssertionError("SIGTERM did not arrive")
+
+
 def _config(tmp_path, raw_dir, *overrides):
     return load_config(
         overrides=[f"data.raw_dir={raw_dir}", f"runner.workdir={tmp_path / 'w'}", *overrides]
@@ -71,6 +88,8 @@ def _config(tmp_path, raw_dir, *overrides):
 
 interrupting: set[str] = set()
 """Steps whose action raises KeyboardInterrupt (what SIGTERM and Ctrl-C raise)."""
+sigterm_wrapping: set[str] = set()
+"""Steps that send SIGTERM to themselves inside a library that wraps what it raises."""
 seen_manifests: list[dict] = []
 """The run manifest on disk as each action started."""
 PROOFS = {
@@ -237,6 +256,21 @@ def test_an_interrupted_step_is_recorded_and_resumes_in_its_own_directory(
     assert calls == ["train", "evaluate", "bless", "export", "push"]
     assert doc["steps"]["train"]["result"] == {"attempts": 2}  # the directory was kept
     assert doc["steps"]["validate"]["status"] == "skipped"
+
+
+def test_an_error_a_library_made_of_a_sigterm_is_recorded_as_an_interruption(
+    tmp_path, raw_dir, recorded
+):
+    calls, _ = recorded
+    sigterm_wrapping.add("train")
+    with termination.raise_on_sigterm(), pytest.raises(termination.Terminated):
+        run_module.run(_config(tmp_path, raw_dir))
+    assert _on_disk(tmp_path)["steps"]["train"]["status"] == "interrupted"
+    assert not termination.received()
+    sigterm_wrapping.clear()
+    calls.clear()
+    run_module.run(_config(tmp_path, raw_dir))
+    assert calls == ["train", "evaluate", "bless", "export", "push"]
 
 
 def test_a_step_that_cannot_resume_starts_from_an_empty_directory(tmp_path, raw_dir, recorded):
