@@ -19,6 +19,7 @@ import tensorflow_transform as tft
 
 from mtlrec.deploy import signatures, versioning, warmup
 from mtlrec.deploy.config import ExportConfig
+from mtlrec.deploy.lineage import Lineage
 from mtlrec.features.config import FeaturesConfig
 from mtlrec.features.declarations import JOINED_COLUMNS, Dtype, Side, feature_set
 from mtlrec.features.preprocessing import neutral_default
@@ -47,8 +48,11 @@ def export_all(
     features_cfg: FeaturesConfig,
     tasks: Sequence[TaskConfig],
     export_root: pathlib.Path,
+    lineage: Lineage | None = None,
 ) -> dict[str, str]:
     """Exports the three serving models; returns model name → published version directory.
+
+    Each version carries `lineage` (where it came from) in its `assets.extra`.
 
     Raises:
       ValueError: a catalogue or evaluation column is missing, the catalogue is empty or
@@ -85,7 +89,7 @@ def export_all(
     for name, (serving, requests) in built.items():
         path = versioning.publish_version(
             pathlib.Path(export_root) / name,
-            write=functools.partial(_write, serving, name, requests),
+            write=functools.partial(_write, serving, name, requests, lineage),
             verify=functools.partial(verify, serving, name, _parity_requests(serving, rows)),
         )
         published[name] = str(path)
@@ -159,10 +163,16 @@ def verify(
 
 
 def _write(
-    serving: signatures.ServingModel, name: str, requests: Sequence[Request], path: pathlib.Path
+    serving: signatures.ServingModel,
+    name: str,
+    requests: Sequence[Request],
+    lineage: Lineage | None,
+    path: pathlib.Path,
 ) -> None:
     tf.saved_model.save(serving.module, str(path), signatures=serving.signatures)
     warmup.write_warmup_requests(path, name, requests)
+    if lineage is not None:
+        lineage.write(path)
 
 
 def _check_equal(label: str, want: np.ndarray, got: np.ndarray) -> None:

@@ -140,6 +140,7 @@ def run(
             results={},
             force_push=force_push,
             now_ms=doc["wall_clock_ms"],
+            input_sha256=input_fp,
         )
         redo = _steps_to_redo(force, from_step)
         selected = set(only) if only else set(STEP_NAMES)

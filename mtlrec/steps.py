@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from mtlrec import fingerprint
 from mtlrec.config import Config
 from mtlrec.deploy.export import export_all
+from mtlrec.deploy.lineage import Lineage
 from mtlrec.deploy.versioning import list_versions
 from mtlrec.evaluation.bless import decide, primary_metrics, push, record_blessed
 from mtlrec.evaluation.evaluate import run_evaluate
@@ -50,6 +51,8 @@ class RunContext:
     """Results of steps an earlier step's job already computed, by step name."""
     now_ms: int | None = None
     """The run's wall clock (ms), read once by the driver (time sanity in validate)."""
+    input_sha256: str | None = None
+    """Fingerprint of the raw input files the run reads (its lineage)."""
 
     def step_dir(self, name: str) -> pathlib.Path:
         return self.run_dir / name
@@ -189,6 +192,14 @@ def _export(ctx: RunContext) -> dict[str, Any]:
     tft_dir = preprocess_dir / "transform_fn"
     model = load_model(ctx.step_dir("train") / "model", tft_dir)
     c = ctx.config
+    lineage = Lineage.of_run(
+        ctx.run_dir,
+        ctx.results.get("train", {}).get("warm_start"),
+        c.data.partition_window(),
+        ctx.results.get("preprocess", {}).get("split_ts"),
+        c.sha256(),
+        ctx.input_sha256,
+    )
     versions = export_all(
         model,
         tft_dir,
@@ -198,8 +209,9 @@ def _export(ctx: RunContext) -> dict[str, Any]:
         c.features,
         c.tasks,
         ctx.step_dir("export"),
+        lineage,
     )
-    return {"candidates": versions}
+    return {"candidates": versions, "lineage": lineage.as_dict()}
 
 
 def already_served(candidate: pathlib.Path, model_dir: pathlib.Path) -> pathlib.Path | None:

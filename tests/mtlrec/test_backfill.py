@@ -10,6 +10,7 @@ import pytest
 
 from mtlrec.backfill import days
 from mtlrec.config import load_config
+from mtlrec.deploy.lineage import read_lineage
 from mtlrec.steps import last_blessed_run
 
 SMALL = [
@@ -114,6 +115,16 @@ def test_three_daily_runs_warm_start_in_a_chain_and_serve_new_ids(tmp_path):
     assert int(index.numpy()[0]) < new.vocabulary_size_by_name("user_id")  # its own row
     out = serve(**inputs)
     assert out["item_ids"].shape[0] == 1 and bool(tf.reduce_all(tf.math.is_finite(out["score"])))
+
+    # Each served version names where it came from; day 3's parent is day 2's model.
+    lineage = {d: read_lineage(tmp_path / manifests[d]["models"]["mtlrec_ranker"]) for d in DAYS}
+    assert [lineage[d]["parent_run_id"] for d in DAYS] == [None, DAYS[0], DAYS[1]]
+    assert lineage[DAYS[2]]["parent"] == warm[DAYS[2]]["source"]
+    assert lineage[DAYS[2]]["dates"] == manifests[DAYS[2]]["input"]["dates"]
+    assert lineage[DAYS[2]]["config_sha256"] == manifests[DAYS[2]]["config_sha256"]
+    assert lineage[DAYS[2]]["input_sha256"] == manifests[DAYS[2]]["input"]["sha256"]
+    assert lineage[DAYS[2]]["split_ts"] == split
+    assert manifests[DAYS[2]]["steps"]["export"]["result"]["lineage"] == lineage[DAYS[2]]
 
     again = _mtlrec(tmp_path, "backfill", "--start", DAYS[0], "--end", DAYS[-1], "--workdir", "w",
                     "--dry-run", *SMALL)  # fmt: skip
