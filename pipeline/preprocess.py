@@ -28,6 +28,7 @@ from mtlrec.pipeline.preprocess_job import (
     build_preprocess_pipeline,
     read_validated,
 )
+from mtlrec.pipeline.staging import staged_args
 from mtlrec.pipeline.step_files import TEMP_DIR_PREFIX
 from mtlrec.pipeline.table_sources import RAW_TABLES, table_sources
 from mtlrec.pipeline.transform import SPLITS
@@ -43,8 +44,9 @@ BYTES_PER_ROW = {"parquet": 12, "csv": 64, "tsv": 64, "jsonl": 64}
 
 
 def pipeline_options(config: JobConfig, beam_args: Sequence[str] | None = None):
-    """Beam options from `config.beam_args` (or the `beam_args` override), passed unchanged."""
-    return PipelineOptions(list(config.beam_args if beam_args is None else beam_args))
+    """Beam options from `config.beam_args` (or the `beam_args` override), with mtlrec staged
+    for remote workers (`mtlrec.pipeline.staging`)."""
+    return PipelineOptions(staged_args(config.beam_args if beam_args is None else beam_args))
 
 
 def _fresh_dir(step_dir: pathlib.Path, outputs: Sequence[str]) -> None:
