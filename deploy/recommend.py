@@ -24,8 +24,6 @@ import tensorflow as tf
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from mtlrec.pipeline.staging import staged_args
-
 _LOG = logging.getLogger(__name__)
 
 
@@ -148,7 +146,7 @@ def recommend(
     _check_users_file(users_file)
     out_dir.mkdir(parents=True, exist_ok=True)
     schema = _output_schema(outputs, item_keys[0])
-    with beam.Pipeline(options=PipelineOptions(staged_args(beam_args))) as p:
+    with beam.Pipeline(options=PipelineOptions(list(beam_args))) as p:
         users = p | "ReadUsers" >> _read_users(users_file)
         _ = (
             users

@@ -348,10 +348,11 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _cmd_recommend(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     from mtlrec import log
     from mtlrec.deploy.recommend import recommend
+    from mtlrec.pipeline.staging import staged_args
 
     _check_beam_args(beam_args)
     log.configure()
-    recommend(args.model, args.users, args.out, beam_args)
+    recommend(args.model, args.users, args.out, staged_args(beam_args))
     return 0
 
 
