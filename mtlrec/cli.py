@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import errno
+import importlib
 import logging
 import os
 import pathlib
@@ -465,10 +466,30 @@ def _beam_option_names() -> set[str]:
     return {o for a in _beam_parser()._actions for o in a.option_strings}
 
 
+def _import_runner(beam_args: Sequence[str]) -> None:
+    """Imports the module of a runner given by its class path (`--runner=pkg.mod.Class`), as
+    Beam does when it starts the job, so the runner's own options (DaskOptions, ...) exist.
+
+    Raises:
+      ConfigError: the runner's module cannot be imported.
+    """
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner
+    if not isinstance(runner, str) or "." not in runner:
+        return
+    module = runner.rsplit(".", 1)[0]
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise ConfigError(f"config error: --runner={runner}: cannot import {module}: {e}") from e
+
+
 def _check_beam_args(beam_args: Sequence[str]) -> None:
     """Raises ConfigError naming the first option Beam's `PipelineOptions` does not know."""
     if not beam_args:
         return
+    _import_runner(beam_args)
     parser = _beam_parser()
     _, unknown = parser.parse_known_args(list(beam_args))
     if unknown:

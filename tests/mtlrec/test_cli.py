@@ -180,6 +180,31 @@ def test_beam_options_pass_only_after_dashes_or_in_beam_arg_and_are_checked(caps
     assert "did you mean --direct_num_workers?" in _one_line(capsys)
 
 
+def test_a_runner_given_by_class_path_brings_its_own_options(tmp_path, monkeypatch, capsys):
+    # Beam imports such a runner's module only when the job starts; its options (Dask's
+    # --dask_client_address, say) must not be refused before that.
+    (tmp_path / "fancy_runner.py").write_text(
+        "from apache_beam.options.pipeline_options import PipelineOptions\n"
+        "from apache_beam.runners.runner import PipelineRunner\n"
+        "class FancyOptions(PipelineOptions):\n"
+        "    @classmethod\n"
+        "    def _add_argparse_args(cls, parser):\n"
+        "        parser.add_argument('--fancy_master')\n"
+        "class FancyRunner(PipelineRunner):\n"
+        "    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from mtlrec import cli
+
+    cli._check_beam_args(["--runner=fancy_runner.FancyRunner", "--fancy_master=host:1"])
+    with pytest.raises(cli.ConfigError, match="unknown Apache Beam option --fancy_mastr"):
+        cli._check_beam_args(["--runner=fancy_runner.FancyRunner", "--fancy_mastr=host:1"])
+    assert main(["validate", "--", "--runner=no_such_module.Runner"]) == 2
+    assert _one_line(capsys).startswith(
+        "mtlrec: config error: --runner=no_such_module.Runner: cannot import no_such_module: "
+    )
+
+
 def test_beam_options_after_dashes_reach_the_config(monkeypatch):
     from mtlrec import cli
 
