@@ -266,6 +266,7 @@ STEPS: tuple[Step, ...] = (
             "data.future_tolerance_s",
             "data.partition_tolerance_s",
             "data.max_bad_fraction",
+            "data.max_bad_files_fraction",
             "data.max_value_chars",
             "data.interactions",
         ),

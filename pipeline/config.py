@@ -79,6 +79,9 @@ class DataConfig(ConfigSection):
     """Ids and other text values longer than this many characters are rejected as bad_value."""
     max_bad_fraction: float = pydantic.Field(default=0.01, ge=0.0, le=1.0)
     """Stop before training when more than this fraction of rows is rejected."""
+    max_bad_files_fraction: float = pydantic.Field(default=0.5, ge=0.0, le=1.0)
+    """Stop before training when more than this fraction of a table's files is empty or
+    unreadable (one bad file among good ones is counted, skipped and warned of)."""
     orphan_clicks_to_retrieval: bool = False
     """Clicks that join no impression become extra retrieval-only training examples."""
 

@@ -90,12 +90,14 @@ def _finish_validate(
     config: JobConfig, step_dir: pathlib.Path, primary: str, sources: dict[str, Any]
 ) -> dict[str, Any]:
     """Writes `counts.json` from the job's totals, warns of each bad file, then stops when
-    every file of the primary table is bad or above `data.max_bad_fraction`."""
+    every file of the primary table is bad, or above `data.max_bad_files_fraction` of any
+    table's files are, or above `data.max_bad_fraction` of its rows are rejected."""
     totals = beam_io.take_counts(step_dir)
     counts = step_counts.validate_counts(totals, primary, step_dir / "dead_letter")
     (step_dir / COUNTS_JSON).write_text(json.dumps(counts, indent=2, sort_keys=True) + "\n")
     files = {name: [f.path for f in source.files] for name, source in sources.items()}
-    for warning in step_counts.check_bad_files(totals, files, {primary}):
+    limit = config.data.max_bad_files_fraction
+    for warning in step_counts.check_bad_files(totals, files, {primary}, limit):
         _LOG.warning(warning)
     step_counts.check_bad_fraction(counts, config.data.max_bad_fraction)
     return counts
@@ -117,8 +119,9 @@ def run_validate(
     Raises:
       BadInputError: rejected / read events is above `data.max_bad_fraction` (raised after
         the outputs are written, so the dead-letter rows can be inspected).
-      BadFilesError: every events (or pre-joined) file is empty or unreadable; a bad file
-        among good ones is only counted (`bad_files`) and warned of.
+      BadFilesError: every events (or pre-joined) file is empty or unreadable, or more than
+        `data.max_bad_files_fraction` of a table's files are; a bad file among good ones is
+        only counted (`bad_files`) and warned of.
       ValueError: no events files.
     """
     raw_dir, step_dir = pathlib.Path(raw_dir), pathlib.Path(step_dir)

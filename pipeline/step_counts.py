@@ -72,26 +72,33 @@ def validate_counts(
 
 
 class BadFilesError(ValueError):
-    """Every file of a required table is empty or unreadable."""
+    """Every file of a required table, or more than `data.max_bad_files_fraction` of a
+    table's files, is empty or unreadable."""
 
 
 def check_bad_files(
-    totals: dict[str, Any], files: dict[str, list[str]], required: set[str]
+    totals: dict[str, Any], files: dict[str, list[str]], required: set[str], limit: float = 1.0
 ) -> list[str]:
     """One warning line per bad file (SPEC §11); raises when no file of a required table
-    could be read.
+    could be read, or when more than `limit` of any table's files are bad.
 
     Args:
       totals: the validate job's totals (`<table>.bad_files`: path -> reason).
       files: every file read, by table.
       required: the tables the run cannot go without (events, or the pre-joined table).
+      limit: the largest share of a table's files that may be bad.
     """
     warnings = []
     for table, paths in files.items():
         bad = totals.get(table, {}).get("bad_files", {})
+        listed = "; ".join(f"{p} ({bad[p]})" for p in sorted(bad))
         if table in required and paths and set(paths) <= set(bad):
-            listed = "; ".join(f"{p} ({bad[p]})" for p in sorted(bad))
             raise BadFilesError(f"no readable {table!r} file: {listed}")
+        if paths and len(bad) / len(paths) > limit:
+            raise BadFilesError(
+                f"{len(bad)} of {len(paths)} {table!r} files are bad, more than "
+                f"data.max_bad_files_fraction={limit}: {listed}"
+            )
         warnings += [f"skipped bad {table} file {p}: {bad[p]}" for p in sorted(bad)]
     return warnings
 

@@ -457,6 +457,16 @@ def test_a_bad_file_among_good_ones_is_counted_and_skipped(tmp_path, caplog):
     }
 
 
+def test_most_events_files_bad_stops_validate_by_default(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "events").mkdir(parents=True)
+    _write_csv(raw / "events" / "a.csv", [v for v, _, _ in GOOD])
+    (raw / "events" / "b.parquet").write_bytes(b"")
+    (raw / "events" / "c.csv").write_bytes(b"")
+    with pytest.raises(BadFilesError, match="^2 of 3 'events' files are bad, more than data"):
+        run_validate(Config().job_config(), raw, tmp_path / "validate", beam_args=IN_PROCESS)
+
+
 def test_every_events_file_bad_is_one_error_naming_them(tmp_path):
     raw = tmp_path / "raw"
     (raw / "events").mkdir(parents=True)
