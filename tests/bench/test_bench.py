@@ -7,8 +7,10 @@ import pathlib
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from bench import common, mmoe_paper
+from bench.click_ceiling import fit
 
 
 def test_format_table_aligns_and_formats_cells():
@@ -421,3 +423,27 @@ def test_every_benchmark_finishes_at_tiny_size(tmp_path, monkeypatch):
     quality = read("synthetic_quality")
     assert len(quality["rows"]) == 2
     assert all(0.0 <= r["click_auc"] <= 1.0 for r in quality["rows"])
+
+
+def test_the_generator_form_reaches_the_oracle_on_data_of_its_own_form():
+    rng = np.random.default_rng(0)
+    users, items = rng.normal(size=(100, 2)), rng.normal(size=(40, 2))
+
+    def split(n: int) -> tuple[dict, np.ndarray]:
+        x = {
+            "user_id": rng.integers(0, 100, n),
+            "item_id": rng.integers(0, 40, n),
+            "device": rng.integers(0, 3, n),
+            "position": rng.integers(0, 10, n),
+            "price": np.zeros(n, np.float32),
+        }
+        logit = np.sum(users[x["user_id"]] * items[x["item_id"]], 1) - 1.0
+        p = (1 + x["position"]) ** -0.7 / (1 + np.exp(-logit))
+        return x, (rng.random(n) < p).astype(np.float32), p
+
+    (tx, ty, _), (vx, vy, _), (ex, ey, ep) = split(40_000), split(5_000), split(10_000)
+    validation_auc, test_auc = fit(
+        {"train": (tx, ty), "validation": (vx, vy), "eval": (ex, ey)}, 2, 0.0
+    )
+    assert test_auc >= 0.97 * roc_auc_score(ey, ep)
+    assert validation_auc > 0.6
