@@ -16,6 +16,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from mtlrec.pipeline.progress import TERMINAL_ENV
+
 NATIVE_LINE = re.compile(
     rb"^(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
@@ -31,6 +33,10 @@ def _forward(source: int, console: int, kept: int | None) -> None:
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()
             _write(lines, console, kept)
+            if b"\r" in pending:
+                # A progress bar redrawn in place: no native log line has a carriage return.
+                os.write(console, pending)
+                pending = b""
         if pending:
             _write([pending], console, kept)
 
@@ -47,6 +53,8 @@ def _write(lines: list[bytes], console: int, kept: int | None) -> None:
 def quiet_native_logs(keep_in: str | None = None) -> Iterator[None]:
     """Filters file descriptor 2 while the block runs; `keep_in` appends the dropped lines."""
     sys.stderr.flush()
+    if os.isatty(2):
+        os.environ[TERMINAL_ENV] = "1"
     console = os.dup(2)
     kept = os.open(keep_in, os.O_WRONLY | os.O_CREAT | os.O_APPEND) if keep_in else None
     read_end, write_end = os.pipe()

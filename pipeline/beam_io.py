@@ -16,6 +16,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from mtlrec.features import readers, schema
+from mtlrec.pipeline import progress
 from mtlrec.pipeline.arrow_coder import RecordBatch
 from mtlrec.pipeline.step_files import FileOutput, JsonLinesShards
 
@@ -35,16 +36,22 @@ class _ReadFileFn(beam.DoFn):
     """Main output: the raw-string batches of one file; tagged `bad_files`: (path, reason)
     of a file that is empty or cannot be read (the rows it gave before the fault stay)."""
 
-    def __init__(self, table: schema.Table, batch_size: int):
+    def __init__(self, table: schema.Table, batch_size: int, progress_dir: str | None):
         self._table = table
         self._batch_size = batch_size
+        self._progress_dir = progress_dir
 
     def process(self, file: tuple[str, str]):
         path, fmt = file
         try:
-            yield from self._batches(path, fmt)
+            for batch in self._batches(path, fmt):
+                if self._progress_dir is not None:
+                    progress.record(self._progress_dir, path, batch.num_rows)
+                yield batch
         except readers.BadFileError as e:
             yield beam.pvalue.TaggedOutput("bad_files", (e.path, e.reason))
+        if self._progress_dir is not None:
+            progress.record(self._progress_dir, path, 0, done=True)
 
     def _batches(self, path: str, fmt: str):
         if "://" not in path:
@@ -65,16 +72,19 @@ def ReadRawTable(  # noqa: N802 (Beam transform names are CamelCase)
     files: Sequence[readers.RawFile],
     table: schema.Table,
     batch_size: int = 65536,
+    progress_dir: str | None = None,
 ) -> beam.pvalue.DoOutputsTuple:
     """Raw-string RecordBatches (`readers.read_batches`) of every file, read in parallel
-    (main output `batches`), and the (path, reason) of every bad file (`bad_files`)."""
+    (main output `batches`), and the (path, reason) of every bad file (`bad_files`); the
+    rows and files read are recorded in `progress_dir` (`mtlrec.pipeline.progress`)."""
     names = pipeline | "FileNames" >> beam.Create(
         [(f.path, f.format) for f in files], reshuffle=False
     )
     if len(files) > 1:
         # Spreading file names over the workers costs a shuffle stage; one file has none to spread.
         names = names | "SpreadFiles" >> beam.Reshuffle()
-    read = beam.ParDo(_ReadFileFn(table, batch_size)).with_output_types(RecordBatch)
+    read = beam.ParDo(_ReadFileFn(table, batch_size, progress_dir))
+    read = read.with_output_types(RecordBatch)
     return names | "ReadFile" >> read.with_outputs("bad_files", main="batches")
 
 

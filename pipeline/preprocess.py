@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from mtlrec.features.declarations import feature_set
-from mtlrec.pipeline import beam_io, step_counts
+from mtlrec.pipeline import beam_io, progress, step_counts
 from mtlrec.pipeline.config import JobConfig
 from mtlrec.pipeline.keyed import buckets_for
 from mtlrec.pipeline.preprocess_job import (
@@ -28,7 +28,7 @@ from mtlrec.pipeline.preprocess_job import (
     build_preprocess_pipeline,
     read_validated,
 )
-from mtlrec.pipeline.staging import staged_args
+from mtlrec.pipeline.staging import staged_args, workers_are_local
 from mtlrec.pipeline.step_files import TEMP_DIR_PREFIX
 from mtlrec.pipeline.table_sources import RAW_TABLES, table_sources
 from mtlrec.pipeline.transform import SPLITS
@@ -103,6 +103,12 @@ def _finish_validate(
     return counts
 
 
+def _reading_progress(label: str, sources: dict[str, Any], options: PipelineOptions):
+    """The console's progress of reading the raw files (`mtlrec.pipeline.progress`)."""
+    total = sum(len(source.files) for source in sources.values())
+    return progress.watch(f"{label}: reading", total, enabled=workers_are_local(options))
+
+
 def _window(config: JobConfig, sources: dict[str, Any]) -> Window:
     dates = [f.dt for source in sources.values() for f in source.files if f.dt is not None]
     return Window.for_run(config.data, config.now_ms, dates)
@@ -126,7 +132,11 @@ def run_validate(
     """
     raw_dir, step_dir = pathlib.Path(raw_dir), pathlib.Path(step_dir)
     sources, primary = _start_validate(config, raw_dir, step_dir)
-    with beam.Pipeline(options=pipeline_options(config, beam_args)) as p:
+    options = pipeline_options(config, beam_args)
+    with (
+        _reading_progress("validate", sources, options) as progress_dir,
+        beam.Pipeline(options=options) as p,
+    ):
         build_validate_pipeline(
             p,
             sources,
@@ -134,6 +144,7 @@ def run_validate(
             _window(config, sources),
             _validate_buckets(sources),
             config.data.max_value_chars,
+            progress_dir,
         )
     return _finish_validate(config, step_dir, primary, sources)
 
@@ -240,9 +251,11 @@ def run_validate_and_preprocess(
     sources, primary = _start_validate(config, raw_dir, validate_dir)
     buckets = _validate_buckets(sources)
     _start_preprocess(preprocess_dir)
+    options = pipeline_options(config, beam_args)
     with (
+        _reading_progress("validate + preprocess", sources, options) as progress_dir,
         tft_beam.Context(temp_dir=str(preprocess_dir / "tmp")),
-        beam.Pipeline(options=pipeline_options(config, beam_args)) as p,
+        beam.Pipeline(options=options) as p,
     ):
         validated = p | "Validate" >> _Scoped(
             build_validate_pipeline,
@@ -251,6 +264,7 @@ def run_validate_and_preprocess(
             _window(config, sources),
             buckets,
             config.data.max_value_chars,
+            progress_dir,
         )
         settings = _preprocess_settings(config, buckets)
         _ = p | "Preprocess" >> _Scoped(

@@ -31,14 +31,20 @@ REMOTE_RUNNERS = frozenset(
 """Runners whose SDK workers live outside this process (short names, as `--runner` takes)."""
 
 
-def needs_staging(options: PipelineOptions) -> bool:
-    """Whether the job's workers need mtlrec staged: a remote runner, not LOOPBACK, and
-    neither a setup file nor an mtlrec package already given."""
+def workers_are_local(options: PipelineOptions) -> bool:
+    """Whether the job's workers run on this machine with this installation: a local
+    runner, or LOOPBACK workers of a portable one."""
     runner = options.view_as(StandardOptions).runner
     name = runner if isinstance(runner, str) else type(runner).__name__ if runner else ""
     if name.rsplit(".", 1)[-1] not in REMOTE_RUNNERS:
-        return False
-    if (options.view_as(PortableOptions).environment_type or "").upper() == "LOOPBACK":
+        return True
+    return (options.view_as(PortableOptions).environment_type or "").upper() == "LOOPBACK"
+
+
+def needs_staging(options: PipelineOptions) -> bool:
+    """Whether the job's workers need mtlrec staged: not local, and neither a setup file
+    nor an mtlrec package already given."""
+    if workers_are_local(options):
         return False
     setup = options.view_as(SetupOptions)
     given = [pathlib.Path(p).name for p in setup.extra_packages or ()]

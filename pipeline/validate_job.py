@@ -104,17 +104,20 @@ def build_validate_pipeline(
     window: Window,
     buckets: int = keyed.DEFAULT_BUCKETS,
     max_chars: int = DEFAULT_MAX_CHARS,
+    progress_dir: str | None = None,
 ) -> Validated:
     """Adds read → validate → dedupe → write for every table of `sources` to `pipeline`.
 
     The raw events and users are deduped in `user_buckets.GroupByUser`, other tables by their
     key (`dedupe.DropDuplicates`). A bad file is counted under `<table>.bad_files` (its path
-    → the reason) and skipped.
+    → the reason) and skipped. The files' reading progress is recorded in `progress_dir`.
     """
     accepted, files, counts = {}, {}, []
     for name, source in sources.items():
         table = source.contract
-        read = pipeline | f"Read[{name}]" >> beam_io.ReadRawTable(source.files, source.in_files)
+        read = pipeline | f"Read[{name}]" >> beam_io.ReadRawTable(
+            source.files, source.in_files, progress_dir=progress_dir
+        )
         counts.append(read.bad_files | f"BadFiles[{name}]" >> beam.Map(_bad_file_counts, name))
         raw = read.batches
         if source.in_files != table:

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import select
 import signal
 import subprocess
 import sys
@@ -114,6 +115,25 @@ def test_the_console_drops_native_log_lines_of_the_process_and_its_children(tmp_
         "I0000 00:00:1796624003.954680    3540 po",
         "E0000 00:00:1796624015.461187    3573 cu",
     ]
+
+
+def test_a_bar_redrawn_in_place_reaches_the_console_before_its_line_ends():
+    child = (
+        "import os, time\n"
+        "from mtlrec.native_logs import quiet_native_logs\n"
+        "with quiet_native_logs():\n"
+        "    os.write(2, b'\\rreading: 1/2')\n"
+        "    time.sleep(20)\n"
+        "    os.write(2, b'\\n')\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", child], stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([process.stderr], [], [], 15)
+        assert ready, "nothing reached the console within 15 s"
+        assert os.read(process.stderr.fileno(), 100) == b"\rreading: 1/2"
+    finally:
+        process.kill()
+        process.wait()
 
 
 def _one_line(capsys) -> str:
