@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from mtlrec.features.declarations import feature_set
-from mtlrec.pipeline import beam_io, step_counts
+from mtlrec.pipeline import beam_io, raw_eval, step_counts
 from mtlrec.pipeline.config import JobConfig
 from mtlrec.pipeline.keyed import buckets_for
 from mtlrec.pipeline.preprocess_job import (
@@ -155,7 +155,7 @@ def _preprocess_settings(config: JobConfig, buckets: int, columns: Sequence[str]
 def _start_preprocess(step_dir: pathlib.Path) -> None:
     """Clears this step's earlier outputs, shards included."""
     _fresh_dir(step_dir, (*PREPROCESS_OUTPUTS, COUNTS_JSON, beam_io.COUNTS_FILE))
-    for pattern in (f"{name}-*.tfrecord.gz" for name in SPLITS):
+    for pattern in (*(f"{name}-*.tfrecord.gz" for name in SPLITS), raw_eval.PATTERN):
         for path in step_dir.glob(pattern):
             path.unlink()
 

@@ -3,8 +3,9 @@
 Takes the validated tables (the validate step's Parquet, or the validate job's outputs when
 both steps run as one job), joins labels and side tables with keyed CoGroupByKey stages,
 splits by time, runs tf.Transform (analysers on the train split only) and writes `train-*` /
-`eval-*` gzip tf.Examples, `transform_fn/`, `catalog.parquet`, `eval_sample.parquet` and
-`_counts.json` into the step directory.
+`eval-*` gzip tf.Examples, `transform_fn/`, `catalog.parquet`, `eval_sample.parquet`, the
+test split's raw rows (`eval_raw-*.parquet`, `mtlrec.pipeline.raw_eval`) and `_counts.json`
+into the step directory.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mtlrec.pipeline.join_beam import (
     catalogue_schema,
     with_side_columns,
 )
+from mtlrec.pipeline.raw_eval import raw_eval_output
 from mtlrec.pipeline.split import (
     LatestShareTs,
     SampleRows,
@@ -237,6 +239,7 @@ def build_preprocess_pipeline(
         | "EvalSample"
         >> beam.CombineGlobally(SampleRows(settings.eval_sample_size, examples_schema)),
         "catalogue": source.catalogue,
+        "eval_raw": splits.eval,
         beam_io.COUNTS_FILE: counts | "Counts" >> beam_io.TotalCounts(),
     }
     outputs = preprocess_outputs(step_dir, examples_schema, source.catalogue_schema)
@@ -255,5 +258,6 @@ def preprocess_outputs(
         "catalogue": FileOutput(
             str(step_dir / "catalog.parquet"), ParquetShards(catalogue_schema), single_file=True
         ),
+        "eval_raw": raw_eval_output(step_dir, examples_schema),
         beam_io.COUNTS_FILE: beam_io.counts_output(str(step_dir)),
     }
