@@ -17,7 +17,6 @@ import tensorflow_transform as tft  # noqa: E402
 from mtlrec.config import Config
 from mtlrec.manifest import invariant_holds
 from mtlrec.pipeline.preprocess import run_preprocess, run_validate, run_validate_and_preprocess
-from mtlrec.pipeline.raw_eval import read_raw_eval
 from mtlrec.pipeline.step_counts import BadInputError, check_preprocessed
 
 IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
@@ -166,9 +165,15 @@ def test_catalogue_and_eval_sample(job):
     assert (written["train_examples"], written["validation_examples"]) == (14, 2)
 
 
+def _raw_eval(step_dir):
+    return pa.concat_tables(
+        pq.read_table(p) for p in sorted(step_dir.glob("eval_raw-*.parquet"))
+    ).to_pylist()
+
+
 def test_the_test_split_is_kept_raw_for_rescoring(job):
     out, _ = job
-    rows = read_raw_eval(out / "preprocess").to_pylist()
+    rows = _raw_eval(out / "preprocess")
     columns = ("user_id", "item_id", "ts", "position", "click", "purchase", "dwell_s", "country")
     got = sorted(tuple(r[c] for c in columns) for r in rows)
     # Days 8 and 9 (from split_ts on): u2 shown i0 (clicked, bought) and i1; u0 shown i1
@@ -213,7 +218,7 @@ def test_one_beam_job_writes_what_the_two_jobs_write(raw_dir, job, tmp_path):
         assert _parquet_rows(one / "validate" / table) == _parquet_rows(two / "validate" / table)
     for name in ("catalog.parquet", "eval_sample.parquet"):
         assert _parquet_rows(one / "preprocess" / name) == _parquet_rows(two / "preprocess" / name)
-    raw_one, raw_two = (read_raw_eval(d / "preprocess").to_pylist() for d in (one, two))
+    raw_one, raw_two = (_raw_eval(d / "preprocess") for d in (one, two))
     assert sorted(raw_one, key=json.dumps) == sorted(raw_two, key=json.dumps)
     for name in ("user_id", "item_id", "device", "category", "item_log_q"):
         one_tft = tft.TFTransformOutput(str(one / "preprocess" / "transform_fn"))
