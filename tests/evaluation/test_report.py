@@ -166,7 +166,9 @@ def test_markdown_headline_table(run_dir):
     assert "| retrieval | recall@10 | 0.1200 | 0.0500 | – | – |" in md
     assert "Blessing: **NOT BLESSED**" in md
     assert "- click.auc = 0.71, needs >= 0.7425: FAILED" in md
-    header = "| task | primary metric | model | popularity | single-task | last blessed run-previous"
+    header = (
+        "| task | primary metric | model | popularity | single-task | last blessed run-previous"
+    )
     assert md.index(header) < md.index("## Metrics on the test split")
 
 
