@@ -83,8 +83,7 @@ def unfit(config: BlessConfig, blessed_dir: pathlib.Path, run_dir: pathlib.Path)
     ours = sorted((t.name, kind_of(t).name) for t in config.tasks)
     if theirs != ours:
         return f"its tasks {theirs} are not this run's {ours}"
-    reads = tft.TFTransformOutput(str(transform_dir)).raw_feature_spec()
-    absent = sorted(set(reads) - set(pq.read_schema(files[0]).names))
+    absent = sorted(set(transform_inputs(transform_dir)) - set(pq.read_schema(files[0]).names))
     if absent:
         return f"its transform reads columns {absent} this run's test rows do not have"
     return None
@@ -119,10 +118,17 @@ def rescore(
 def transformed(table: pa.Table, transform_dir: pathlib.Path) -> Iterator[dict[str, tf.Tensor]]:
     """Batches of `table`'s raw rows through the transform graph of `transform_dir`: the
     columns it was built on, nulls made neutral as the preprocess job makes them."""
-    output = tft.TFTransformOutput(str(transform_dir))
-    columns = sorted(output.raw_feature_spec())
-    layer = output.transform_features_layer()
+    columns = transform_inputs(transform_dir)
+    layer = tft.TFTransformOutput(str(transform_dir)).transform_features_layer()
     for start in range(0, table.num_rows, eval_stream.EVAL_BATCH):
         chunk = table.slice(start, eval_stream.EVAL_BATCH)
         raw = {c: tf.constant(eval_stream.filled(chunk.column(c).to_pandas(), c)) for c in columns}
         yield layer(raw)
+
+
+def transform_inputs(transform_dir: pathlib.Path) -> list[str]:
+    """The raw columns a transform graph was built on, from its input signature (the job
+    writes no raw metadata, and the graph refuses any other input)."""
+    saved = tf.saved_model.load(tft.TFTransformOutput(str(transform_dir)).transform_savedmodel_dir)
+    (spec,), _ = saved.transform_fn.structured_input_signature
+    return sorted(spec)
