@@ -3,7 +3,9 @@
 Nothing here re-implements preprocessing: the eval split is read from the transformed
 TFRecords with `mtlrec.models.data.make_dataset`, and catalogue items are transformed by the run's
 own tf.Transform graph (`mtlrec.deploy.signatures.build_catalog`), so the evaluated features are
-exactly the ones the model trains and serves on.
+exactly the ones the model trains and serves on. The raw test rows (`eval_raw-*.parquet`) are
+read here too: the last blessed model streams them through its own transform graph
+(`mtlrec.evaluation.rescore`, `stream_batches`).
 """
 
 from __future__ import annotations
