@@ -1,21 +1,27 @@
 """The blessing gate and the push to the serving directory (SPEC §9).
 
 A model is blessed when every gated metric passes its configured threshold
-(`evaluation.min_metrics` / `evaluation.max_metrics`) and none of those metrics regresses
-by more than `evaluation.max_regression` (relative) against the last blessed model of the
-same workdir (`<workdir>/blessed.json`). Only a blessed model, or one a human force-pushes,
-is copied into the serving root, one version directory at a time, atomically.
+(`evaluation.min_metrics` / `evaluation.max_metrics`), it beats the popularity baseline on
+each task's primary metric (`evaluation.beat_popularity`), and none of the gated or primary
+metrics regresses by more than `evaluation.max_regression` (relative) against the last
+blessed model of the same workdir (`<workdir>/blessed.json` names it). That model is
+re-scored on the candidate's own test split (`mtlrec.evaluation.rescore`), so both are
+measured on the same rows; only when its files are gone or do not fit does the gate fall
+back to the figures stored when it was blessed, and says so. Only a blessed model, or one a
+human force-pushes, is copied into the serving root, one version directory at a time,
+atomically.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import math
 import pathlib
 import shutil
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from mtlrec.deploy.versioning import next_version, publish_version
 from mtlrec.evaluation.config import EvaluationConfig
@@ -24,6 +30,32 @@ from mtlrec.models.config import TaskConfig
 from mtlrec.models.tasks import kind_of, metric_direction
 
 BLESSED = "blessed.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class LastBlessed:
+    """The last blessed model's figures the candidate must not regress against.
+
+    Attributes:
+      run_id: its run.
+      metrics: its per-task metrics (metrics.json shape; only task objects are read).
+      source: "rescored" on the candidate's test split, or "stored" in blessed.json when it
+        was blessed (on its own test split) because it could not be re-scored.
+      reason: one line saying where the figures come from, and why when they are stored.
+    """
+
+    run_id: str
+    metrics: dict[str, Any]
+    source: Literal["rescored", "stored"]
+    reason: str
+
+
+_SOURCES = {"rescored": "re-scored on this test split", "stored": "as stored in blessed.json"}
+
+
+def read_blessed(workdir: pathlib.Path) -> dict[str, Any]:
+    """`<workdir>/blessed.json` ({"run_id", "blessed_at", "metrics"}), {} before any blessing."""
+    return read(pathlib.Path(workdir) / BLESSED)
 
 
 def metric_value(metrics: dict[str, Any], key: str) -> float | None:
@@ -48,7 +80,7 @@ def _threshold_check(key: str, kind: str, value: float | None, threshold: float)
 
 
 def _regression_check(
-    key: str, value: float | None, previous: float, higher: bool, tolerance: float
+    key: str, value: float | None, previous: float, higher: bool, tolerance: float, source: str
 ) -> dict:
     slack = tolerance * abs(previous)
     bound = previous - slack if higher else previous + slack
@@ -59,6 +91,7 @@ def _regression_check(
         "value": value,
         "threshold": bound,
         "baseline": previous,
+        "source": source,
         "passed": passed,
     }
 
@@ -94,7 +127,7 @@ def _reason(check: dict) -> str:
         op = ">=" if check["threshold"] <= check["baseline"] else "<="
         need = (
             f"{op} {check['threshold']:.4g} (last blessed {check['baseline']:.4g} "
-            "within the regression tolerance)"
+            f"{_SOURCES[check['source']]}, within evaluation.max_regression)"
         )
     else:
         need = f"{'>=' if check['kind'] == 'min' else '<='} {check['threshold']:.4g}"
@@ -104,15 +137,20 @@ def _reason(check: dict) -> str:
 
 def decide(
     evaluation: EvaluationConfig,
-    workdir: pathlib.Path,
     metrics: dict[str, Any],
+    last_blessed: LastBlessed | None = None,
     primary: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Blesses the model whose `metrics` (metrics.json content) are given, or not.
 
+    `last_blessed` is None before any model was blessed; `primary` maps each task to the
+    metric held against popularity and the last blessed model (`primary_metrics`).
+
     Returns:
       {"blessed": bool, "checks": [{metric, kind, value, threshold, baseline, passed}],
-       "reasons": one line per check, "previous_run_id": the last blessed run or None}.
+       "reasons": the last blessed model's line, then one line per check,
+       "previous_run_id": the last blessed run or None,
+       "last_blessed": {run_id, metrics, source, reason} or None}.
     """
     checks = [
         _threshold_check(key, "min", metric_value(metrics, key), threshold)
@@ -122,35 +160,56 @@ def decide(
         _threshold_check(key, "max", metric_value(metrics, key), threshold)
         for key, threshold in evaluation.max_metrics.items()
     ]
+    primary_keys = [f"{task}.{metric}" for task, metric in (primary or {}).items()]
     popularity = metrics.get("baselines", {}).get("popularity", {})
     if evaluation.beat_popularity and popularity:
-        for task, metric in (primary or {}).items():
-            key = f"{task}.{metric}"
+        for key in primary_keys:
             baseline = metric_value(popularity, key)
             if baseline is not None:
                 checks.append(_popularity_check(key, metric_value(metrics, key), baseline))
-    previous = read(pathlib.Path(workdir) / BLESSED)
+    if last_blessed is not None:
+        checks += _regression_checks(evaluation, metrics, last_blessed, primary_keys)
+    lines = [] if last_blessed is None else [last_blessed.reason]
+    return {
+        "blessed": all(c["passed"] for c in checks),
+        "checks": checks,
+        "reasons": lines + [_reason(c) for c in checks],
+        "previous_run_id": None if last_blessed is None else last_blessed.run_id,
+        "last_blessed": None if last_blessed is None else dataclasses.asdict(last_blessed),
+    }
+
+
+def _regression_checks(
+    evaluation: EvaluationConfig,
+    metrics: dict[str, Any],
+    last_blessed: LastBlessed,
+    primary_keys: Sequence[str],
+) -> list[dict]:
+    """Each gated and primary metric the last blessed model has, within `max_regression`."""
     # A metric's direction comes from its name; otherwise from the kind of its threshold.
     gated = dict.fromkeys(evaluation.min_metrics, True) | dict.fromkeys(
         evaluation.max_metrics, False
     )
+    for key in primary_keys:
+        gated.setdefault(key, True)
+    checks = []
     for key, default_higher in gated.items():
-        before = metric_value(previous.get("metrics", {}), key)
+        before = metric_value(last_blessed.metrics, key)
         if before is None:
             continue
         direction = metric_direction(key.partition(".")[2])
         higher = default_higher if direction is None else direction
         checks.append(
             _regression_check(
-                key, metric_value(metrics, key), before, higher, evaluation.max_regression
+                key,
+                metric_value(metrics, key),
+                before,
+                higher,
+                evaluation.max_regression,
+                last_blessed.source,
             )
         )
-    return {
-        "blessed": all(c["passed"] for c in checks),
-        "checks": checks,
-        "reasons": [_reason(c) for c in checks],
-        "previous_run_id": previous.get("run_id"),
-    }
+    return checks
 
 
 def record_blessed(workdir: pathlib.Path, metrics: dict[str, Any], run_id: str) -> pathlib.Path:

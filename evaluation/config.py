@@ -39,7 +39,8 @@ class EvaluationConfig(ConfigSection):
     """Fewest examples each of train, validation and test must hold before training starts
     (together with a positive label of every labelled task in each)."""
     max_regression: float = pydantic.Field(default=0.01, ge=0.0)
-    """Blessing: largest relative regression of a gated metric against the last blessed model."""
+    """Blessing: largest relative regression of a gated or primary metric against the last
+    blessed model, re-scored on this run's test split."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,5 +53,13 @@ class EvaluateConfig:
     features: FeaturesConfig
     model: ModelConfig
     training: TrainingConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class BlessConfig:
+    """What the bless step reads: the tasks, the gate's section, and the workdir whose
+    `blessed.json` names the last blessed run."""
+
+    tasks: tuple[TaskConfig, ...]
+    evaluation: EvaluationConfig
     workdir: str
-    """The workdir holding the last blessed model's record."""

@@ -6,6 +6,7 @@ Writes `<run>/evaluate/metrics.json` (stable keys: one object per task, `baselin
 
 from __future__ import annotations
 
+import functools
 import logging
 import pathlib
 from typing import Any
@@ -15,8 +16,8 @@ import tensorflow_transform as tft
 
 from mtlrec.evaluation import baselines, report, report_plots, report_tables, slices, task_metrics
 from mtlrec.evaluation import stream as eval_stream
-from mtlrec.evaluation.bless import decide, primary_metrics
-from mtlrec.evaluation.config import EvaluateConfig
+from mtlrec.evaluation.bless import primary_metrics
+from mtlrec.evaluation.config import EvaluateConfig, EvaluationConfig
 from mtlrec.features.declarations import CLICK, LABELS, RANKING_MASK
 from mtlrec.features.json_files import read, write_json
 from mtlrec.models.config import TaskConfig
@@ -62,25 +63,36 @@ def _retrieval_task(tasks: tuple[TaskConfig, ...]) -> TaskConfig | None:
 
 
 class Evaluation:
-    """The eval split, its retrieval queries and the training-span counts of one run."""
+    """The eval split, its retrieval queries and the training-span counts of one run.
 
-    def __init__(self, config: EvaluateConfig, run_dir: pathlib.Path) -> None:
-        self.config = config
+    The rows are those of the first model streamed through it (`stream`), or the ones
+    `adopt` is given (the last blessed model's, `mtlrec.evaluation.rescore`).
+    """
+
+    def __init__(
+        self,
+        tasks: tuple[TaskConfig, ...],
+        evaluation: EvaluationConfig,
+        run_dir: pathlib.Path,
+    ) -> None:
+        self.tasks = tasks
+        self.evaluation = evaluation
         self.run_dir = pathlib.Path(run_dir)
         self.preprocess_dir = self.run_dir / "preprocess"
-        spec = tft.TFTransformOutput(
-            str(self.preprocess_dir / eval_stream.TRANSFORM_DIR)
-        ).transformed_feature_spec()
-        self.labels, self.query_label = _labels(config.tasks, set(spec))
-        self.retrieval = _retrieval_task(config.tasks)
-        self.train = eval_stream.read_training_columns(
-            self.preprocess_dir, ["user_key", "item_key", *self.labels]
-        )
-        self.user_counts = slices.impression_counts(self.train["user_key"])
-        self.item_counts = slices.impression_counts(self.train["item_key"])
+        self.transform_dir = self.preprocess_dir / eval_stream.TRANSFORM_DIR
+        spec = tft.TFTransformOutput(str(self.transform_dir)).transformed_feature_spec()
+        self.labels, self.query_label = _labels(tasks, set(spec))
+        self.retrieval = _retrieval_task(tasks)
         self.catalogue_ids = eval_stream.catalogue_ids(self.preprocess_dir)
         self.rows: eval_stream.EvalRows | None = None
         self.queries: task_metrics.Queries | None = None
+
+    @functools.cached_property
+    def train(self) -> dict[str, np.ndarray]:
+        """Keys and labels of the training split (popularity and the slice tiers)."""
+        return eval_stream.read_training_columns(
+            self.preprocess_dir, ["user_key", "item_key", *self.labels]
+        )
 
     def stream(self, model) -> eval_stream.EvalRows:
         """Streams the eval split through `model`; the first call also fixes the queries."""
@@ -92,17 +104,26 @@ class Evaluation:
             query_label=self.query_label,
         )
         if self.rows is None:
-            self.rows = rows
-            if self.query_label is None:
-                relevant = np.ones(rows.size, bool)
-            else:
-                relevant = rows.columns[self.query_label] > 0
-            self.queries = task_metrics.build_queries(rows.columns, relevant, self.catalogue_ids)
+            self.adopt(rows)
         return rows
 
-    def ranked_by_model(self, model, rows: eval_stream.EvalRows) -> np.ndarray:
-        """Top-K catalogue indices per query from the model's user and item towers."""
-        catalogue = eval_stream.embed_catalogue(model, self.preprocess_dir)
+    def adopt(self, rows: eval_stream.EvalRows) -> None:
+        """Measures on `rows` from now on, with the retrieval queries they hold."""
+        self.rows = rows
+        if self.query_label is None:
+            relevant = np.ones(rows.size, bool)
+        else:
+            relevant = rows.columns[self.query_label] > 0
+        self.queries = task_metrics.build_queries(rows.columns, relevant, self.catalogue_ids)
+
+    def ranked_by_model(
+        self, model, rows: eval_stream.EvalRows, transform_dir: pathlib.Path | None = None
+    ) -> np.ndarray:
+        """Top-K catalogue indices per query from the model's user and item towers; the
+        catalogue goes through `transform_dir` (default: this run's transform graph)."""
+        catalogue = eval_stream.embed_catalogue(
+            model, self.preprocess_dir, transform_dir or self.transform_dir
+        )
         if not np.array_equal(catalogue.item_ids, self.catalogue_ids):
             raise ValueError("the embedded catalogue does not match catalog.parquet's item ids")
         position = {row: i for i, row in enumerate(rows.query_rows)}
@@ -111,7 +132,7 @@ class Evaluation:
 
     @property
     def ks(self) -> tuple[int, ...]:
-        return self.config.evaluation.ks
+        return self.evaluation.ks
 
     def metrics(
         self,
@@ -138,14 +159,14 @@ class Evaluation:
                 columns,
                 predictions[task.name],
                 selected,
-                ece_bins=self.config.evaluation.ece_bins,
+                ece_bins=self.evaluation.ece_bins,
             )
         return metrics, counts
 
     def popularity(self) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
         """Popularity predictions per ranking task and the popularity top-K per query."""
         predictions = {}
-        for task in self.config.tasks:
+        for task in self.tasks:
             if not kind_of(task).has_head:
                 continue
             label = LABELS[task.label]
@@ -168,21 +189,23 @@ class Evaluation:
         """slices.<slice>.<value> = {rows, <task>: metrics} for the configured slices."""
         out: dict[str, Any] = {}
         columns = self.rows.columns
-        for name in self.config.evaluation.slices:
+        user_counts = slices.impression_counts(self.train["user_key"])
+        item_counts = slices.impression_counts(self.train["item_key"])
+        for name in self.evaluation.slices:
             values = slices.assign(
                 name,
                 users=columns["user_key"],
                 items=columns["item_key"],
                 devices=columns.get("device_key"),
-                user_counts=self.user_counts,
-                item_counts=self.item_counts,
+                user_counts=user_counts,
+                item_counts=item_counts,
             )
             if values is None:
                 continue
             # Retrieval queries are per user: an item-popularity tier does not describe them.
             tasks = tuple(
                 t
-                for t in self.config.tasks
+                for t in self.tasks
                 if not (kind_of(t).ranks_catalogue and name == "item_popularity")
             )
             out[name] = {}
@@ -211,7 +234,7 @@ def _single_task(ev: Evaluation, config: EvaluateConfig) -> dict[str, Any]:
             extra={"fields": {"task": task.name}},
         )
         train_dir = baselines.train_single_task(config, task, ev.run_dir)
-        model = load_model(train_dir / "model", ev.preprocess_dir / eval_stream.TRANSFORM_DIR)
+        model = load_model(train_dir / "model", ev.transform_dir)
         rows = ev.stream(model)
         ranked = ev.ranked_by_model(model, rows) if kind_of(task).ranks_catalogue else None
         metrics, _ = ev.metrics((task,), rows.predictions, ranked)
@@ -225,8 +248,8 @@ def run_evaluate(config: EvaluateConfig, run_dir: pathlib.Path) -> dict[str, Any
     run_dir = pathlib.Path(run_dir)
     out_dir = run_dir / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
-    ev = Evaluation(config, run_dir)
-    model = load_model(run_dir / "train" / "model", ev.preprocess_dir / eval_stream.TRANSFORM_DIR)
+    ev = Evaluation(config.tasks, config.evaluation, run_dir)
+    model = load_model(run_dir / "train" / "model", ev.transform_dir)
     _LOG.info(
         "evaluate: streaming the eval split through the model",
         extra={"fields": {"run": run_dir.name}},
@@ -272,8 +295,10 @@ def run_evaluate(config: EvaluateConfig, run_dir: pathlib.Path) -> dict[str, Any
     }
     write_json(out_dir / "curves.json", curves)
     write_json(out_dir / "metrics.json", result)
-    # The same decision the bless step takes next (same config, workdir and metrics).
-    primary = primary_metrics(config.tasks, config.evaluation)
-    blessing = decide(config.evaluation, pathlib.Path(config.workdir), result, primary)
-    report.render_report(run_dir, blessing=blessing, task_order=[t.name for t in config.tasks])
+    # The bless step runs next and renders the report again with its decision.
+    report.render_report(
+        run_dir,
+        primary=primary_metrics(config.tasks, config.evaluation),
+        task_order=[t.name for t in config.tasks],
+    )
     return result

@@ -3,7 +3,8 @@
 Everything the HTML shows is embedded: plots are PNG data URIs and the style is inline, so
 the file opens offline, from an e-mail attachment or a CI artifact, and loads nothing.
 The report is rendered from files of the run directory (metrics.json, curves.json,
-train/history.json, step counts), so it can be re-rendered, e.g. after the blessing.
+train/history.json, step counts), so the bless step renders it again with its decision
+in the headline box (`mtlrec.evaluation.report_headline`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import datetime
 import html
 import json
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from mtlrec.evaluation import report_plots
+from mtlrec.evaluation.report_headline import headline_html, headline_markdown
 from mtlrec.evaluation.report_tables import (
     build_markdown,
     delta,
@@ -37,7 +39,8 @@ table{border-collapse:collapse;margin:.6em 0 1.2em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th:first-child,td:first-child,td.name{text-align:left}th{background:#f2f2f2}
 .good{color:#11701d}.bad{color:#b3141c}.blessed{background:#e3f6e5;padding:.6em}
-.rejected{background:#fbe4e4;padding:.6em}img{max-width:100%;border:1px solid #eee}
+.rejected{background:#fbe4e4;padding:.6em}
+.headline{border:2px solid #888;padding:0 1em .4em;margin:1em 0}img{max-width:100%;border:1px solid #eee}
 .plots{display:flex;flex-wrap:wrap;gap:1em}.plots figure{margin:0}
 """
 
@@ -126,12 +129,9 @@ def _validation_section(validation: dict[str, Any]) -> str:
 
 
 def _blessing_section(blessing: dict[str, Any] | None) -> str:
+    """The checks behind the decision the headline box states."""
     if blessing is None:
-        return "<h2>Blessing</h2><p>Not decided yet (the bless step has not run).</p>"
-    verdict = "BLESSED" if blessing["blessed"] else "NOT BLESSED"
-    css = "blessed" if blessing["blessed"] else "rejected"
-    previous = blessing.get("previous_run_id")
-    against = f" Compared with the last blessed run {html.escape(previous)}." if previous else ""
+        return ""
     rows = [
         [
             _td(html.escape(c["metric"])),
@@ -143,11 +143,16 @@ def _blessing_section(blessing: dict[str, Any] | None) -> str:
         ]
         for c in blessing["checks"]
     ]
-    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in blessing.get("reasons", []))
+    if not rows:
+        return "<h2>Blessing checks</h2><p>No checks are configured.</p>"
+    note = (
+        "<p>baseline: popularity's figure for a popularity check, the last blessed model's "
+        "for a regression check.</p>"
+    )
     return (
-        f'<h2>Blessing</h2><p class="{css}"><b>{verdict}</b>.{against}</p>'
-        + _table(["metric", "check", "value", "threshold", "last blessed", "outcome"], rows)
-        + (f"<ul>{reasons}</ul>" if reasons else "<p>No checks are configured.</p>")
+        "<h2>Blessing checks</h2>"
+        + note
+        + _table(["metric", "check", "value", "threshold", "baseline", "outcome"], rows)
     )
 
 
@@ -241,6 +246,7 @@ def build_html(
     curves: dict[str, Any],
     history: list[dict],
     counts: dict[str, Any],
+    primary: Mapping[str, str],
     blessing: dict[str, Any] | None,
     plots_dir: pathlib.Path,
 ) -> str:
@@ -248,10 +254,11 @@ def build_html(
     summary_rows = [[_td(html.escape(k)), _td(fmt(v))] for k, v in summary.items()]
     body = (
         f"<h1>{html.escape(title)}</h1>"
+        + headline_html(metrics, primary, blessing)
         + _table(["run", ""], summary_rows)
-        + _blessing_section(blessing)
         + _metrics_section(metrics)
         + _validation_section(metrics.get("validation", {}))
+        + _blessing_section(blessing)
         + _plots_section(metrics, curves, history, plots_dir)
         + _slices_section(metrics.get("slices", {}))
         + _counts_section(counts, metrics.get("counts", {}))
@@ -266,11 +273,14 @@ def build_html(
 def render_report(
     run_dir: pathlib.Path,
     *,
+    primary: Mapping[str, str],
     blessing: dict[str, Any] | None = None,
     task_order: Sequence[str] | None = None,
 ) -> dict[str, pathlib.Path]:
     """Writes evaluate/report.html, evaluate/report.md and evaluate/plots/ for a run.
 
+    The headline box shows each task's `primary` metric (task -> metric) and the blessing
+    decision (`blessing`: `mtlrec.evaluation.bless.decide`'s; None = not decided yet).
     Tasks appear in `task_order` (default: the run's config.yaml, else alphabetical).
 
     Reads evaluate/metrics.json (required), evaluate/curves.json, train/history.json,
@@ -305,10 +315,12 @@ def render_report(
         curves=_read_json(out_dir / "curves.json"),
         history=_read_json(run_dir / "train" / "history.json", empty=[]),
         counts=counts,
+        primary=primary,
         blessing=blessing,
         plots_dir=out_dir / "plots",
     )
     paths = {"html": out_dir / "report.html", "md": out_dir / "report.md"}
     paths["html"].write_text(page)
-    paths["md"].write_text(build_markdown(title, metrics, blessing))
+    headline = headline_markdown(metrics, primary, blessing)
+    paths["md"].write_text(build_markdown(title, metrics, headline))
     return paths

@@ -111,10 +111,15 @@ def headline_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def build_markdown(title: str, metrics: dict[str, Any], blessing: dict[str, Any] | None) -> str:
-    """The headline table: task, metric, model, popularity, single-task and MTL delta."""
+def build_markdown(title: str, metrics: dict[str, Any], headline: list[str]) -> str:
+    """The headline box's lines, then the metrics table: task, metric, model, popularity,
+    single-task and MTL delta."""
     lines = [
         f"# {title}",
+        "",
+        *headline,
+        "",
+        "## Metrics on the test split",
         "",
         "| task | metric | model | popularity | single-task | Δ vs single-task |",
         "|---|---|---:|---:|---:|---:|",
@@ -126,7 +131,4 @@ def build_markdown(title: str, metrics: dict[str, Any], blessing: dict[str, Any]
             f"| {row['task']} | {row['metric']} | {fmt(row['model'])} | "
             f"{fmt(row.get('popularity'))} | {fmt(row.get('single_task'))} | {text}{verdict} |"
         )
-    if blessing is not None:
-        lines += ["", f"Blessed: **{'yes' if blessing['blessed'] else 'no'}**", ""]
-        lines += [f"- {r}" for r in blessing.get("reasons", [])]
     return "\n".join(lines) + "\n"

@@ -3,16 +3,19 @@
 Nothing here re-implements preprocessing: the eval split is read from the transformed
 TFRecords with `mtlrec.models.data.make_dataset`, and catalogue items are transformed by the run's
 own tf.Transform graph (`mtlrec.deploy.signatures.build_catalog`), so the evaluated features are
-exactly the ones the model trains and serves on.
+exactly the ones the model trains and serves on. The raw test rows (`eval_raw-*.parquet`) are
+read here too: the last blessed model streams them through its own transform graph
+(`mtlrec.evaluation.rescore`, `stream_batches`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -26,6 +29,7 @@ TRANSFORM_DIR = "transform_fn"
 TRAIN_PATTERN = "train-*.tfrecord.gz"
 EVAL_PATTERN = "eval-*.tfrecord.gz"
 CATALOG = "catalog.parquet"
+RAW_EVAL_PATTERN = "eval_raw-*.parquet"
 EVAL_BATCH = 2048
 QUERY_BATCH = 1024
 
@@ -70,11 +74,7 @@ def stream_eval(
     with_queries: bool,
     query_label: str | None,
 ) -> EvalRows:
-    """Predicts every eval row with `model.predict_tasks` (logged position included).
-
-    `with_queries` also embeds each row's user (and request context) with the user tower,
-    for the rows where `query_label` is 1 (every row when it is None).
-    """
+    """Predicts every row of the run's transformed eval split (`stream_batches`)."""
     preprocess_dir = pathlib.Path(preprocess_dir)
     dataset = make_dataset(
         preprocess_dir / EVAL_PATTERN,
@@ -83,13 +83,38 @@ def stream_eval(
         shuffle=False,
         seed=0,
     )
+    return stream_batches(
+        model,
+        dataset,
+        labels,
+        with_queries=with_queries,
+        query_label=query_label,
+        where=str(preprocess_dir / EVAL_PATTERN),
+    )
+
+
+def stream_batches(
+    model,
+    batches: Iterable[Mapping[str, tf.Tensor]],
+    labels: Sequence[str],
+    *,
+    with_queries: bool,
+    query_label: str | None,
+    where: str,
+) -> EvalRows:
+    """Predicts every row of `batches` (transformed features) with `model.predict_tasks`,
+    logged position included; `where` names the rows in errors.
+
+    `with_queries` also embeds each row's user (and request context) with the user tower,
+    for the rows where `query_label` is 1 (every row when it is None).
+    """
     keep = [*PASSTHROUGH, *labels]
     columns: dict[str, list] = {}
     predictions: dict[str, list] = {}
     queries: list[np.ndarray] = []
     query_rows: list[np.ndarray] = []
     offset = 0
-    for batch in dataset:
+    for batch in batches:
         for name in keep:
             if name in batch:
                 columns.setdefault(name, []).append(_column(batch[name]))
@@ -104,11 +129,12 @@ def stream_eval(
                 query_rows.append(offset + np.flatnonzero(flagged))
         offset += rows
     if offset == 0:
-        raise ValueError(f"the eval split {preprocess_dir / EVAL_PATTERN} has no rows")
+        raise ValueError(f"the eval split {where} has no rows")
     missing = sorted(set(labels) - set(columns))
     if missing:
         raise ValueError(
-            f"the eval split has no {missing} column; re-run preprocess with the current tasks"
+            f"the eval split {where} has no {missing} column; re-run preprocess with the "
+            "current tasks"
         )
     return EvalRows(
         columns={k: np.concatenate(v) for k, v in columns.items()},
@@ -116,6 +142,26 @@ def stream_eval(
         query_embeddings=np.concatenate(queries) if queries else None,
         query_rows=np.concatenate(query_rows) if query_rows else np.empty(0, np.int64),
     )
+
+
+def raw_eval_files(preprocess_dir: pathlib.Path) -> list[pathlib.Path]:
+    """The shards of a run's test examples as they were before tf.Transform."""
+    return sorted(pathlib.Path(preprocess_dir).glob(RAW_EVAL_PATTERN))
+
+
+def read_raw_eval(preprocess_dir: pathlib.Path) -> pa.Table:
+    """Every raw test example of a run (the preprocess job's `eval_raw-*.parquet`).
+
+    Raises:
+      ValueError: the run's preprocess output has none (the step ran before it wrote them).
+    """
+    files = raw_eval_files(preprocess_dir)
+    if not files:
+        raise ValueError(
+            f"{pathlib.Path(preprocess_dir) / RAW_EVAL_PATTERN}: no raw test examples; "
+            "re-run the preprocess step (mtlrec run --from preprocess)"
+        )
+    return pa.concat_tables(pq.read_table(f) for f in files)
 
 
 def read_training_columns(preprocess_dir: pathlib.Path, names: Sequence[str]) -> dict:
@@ -155,9 +201,11 @@ def catalogue_ids(preprocess_dir: pathlib.Path) -> np.ndarray:
     return np.array(ids, dtype=object)
 
 
-def embed_catalogue(model, preprocess_dir: pathlib.Path) -> CatalogueEmbeddings:
-    """Every item of `catalog.parquet`, transformed by the run's tf.Transform graph and embedded
-    by the item tower."""
+def embed_catalogue(
+    model, preprocess_dir: pathlib.Path, transform_dir: pathlib.Path
+) -> CatalogueEmbeddings:
+    """Every item of the run's `catalog.parquet`, transformed by the tf.Transform graph of
+    `transform_dir` (the model's own) and embedded by the item tower."""
     preprocess_dir = pathlib.Path(preprocess_dir)
     path = preprocess_dir / CATALOG
     if not path.exists():
@@ -168,13 +216,13 @@ def embed_catalogue(model, preprocess_dir: pathlib.Path) -> CatalogueEmbeddings:
     absent = sorted(set(columns) - set(table.column_names))
     if absent:
         raise ValueError(f"{path}: missing item columns {absent}; re-run the preprocess step")
-    items = {c: _filled(table.column(c).to_pandas(), c) for c in dict.fromkeys(columns)}
-    layer = tft.TFTransformOutput(str(preprocess_dir / TRANSFORM_DIR)).transform_features_layer()
+    items = {c: filled(table.column(c).to_pandas(), c) for c in dict.fromkeys(columns)}
+    layer = tft.TFTransformOutput(str(transform_dir)).transform_features_layer()
     catalog = build_catalog(model, Transform(layer, fs), items)
     return CatalogueEmbeddings(decode(catalog.item_ids), catalog.embeddings.numpy())
 
 
-def _filled(series, column: str) -> np.ndarray:
+def filled(series, column: str) -> np.ndarray:
     """A catalogue column with nulls replaced by the transform's neutral value ("" or NaN)."""
     default = neutral_default(column)
     if isinstance(default, str):

@@ -22,7 +22,7 @@ import yaml
 from mtlrec import presets
 from mtlrec.datasets.config import GenerateConfig
 from mtlrec.deploy.config import ExportConfig
-from mtlrec.evaluation.config import EvaluateConfig, EvaluationConfig
+from mtlrec.evaluation.config import BlessConfig, EvaluateConfig, EvaluationConfig
 from mtlrec.features.config import ConfigSection, FeaturesConfig
 from mtlrec.features.declarations import LABELS
 from mtlrec.features.schema import DATA_DESCRIPTION
@@ -104,14 +104,11 @@ class Config(ConfigSection):
 
     def evaluate_config(self) -> EvaluateConfig:
         """The sections the evaluate step reads."""
-        return EvaluateConfig(
-            self.tasks,
-            self.evaluation,
-            self.features,
-            self.model,
-            self.training,
-            self.runner.workdir,
-        )
+        return EvaluateConfig(self.tasks, self.evaluation, self.features, self.model, self.training)
+
+    def bless_config(self) -> BlessConfig:
+        """The sections the bless step reads."""
+        return BlessConfig(self.tasks, self.evaluation, self.runner.workdir)
 
     def task(self, name: str) -> TaskConfig:
         for t in self.tasks:

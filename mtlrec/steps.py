@@ -21,7 +21,8 @@ from mtlrec.config import Config
 from mtlrec.deploy.export import export_all
 from mtlrec.deploy.lineage import Lineage
 from mtlrec.deploy.versioning import list_versions
-from mtlrec.evaluation.bless import decide, primary_metrics, push, record_blessed
+from mtlrec.evaluation.bless import push, record_blessed
+from mtlrec.evaluation.bless_step import run_bless
 from mtlrec.evaluation.evaluate import run_evaluate
 from mtlrec.manifest import STEP_NAMES
 from mtlrec.models.model import load_model
@@ -182,9 +183,7 @@ def _evaluate(ctx: RunContext) -> dict[str, Any]:
 
 
 def _bless(ctx: RunContext) -> dict[str, Any]:
-    c = ctx.config
-    primary = primary_metrics(c.tasks, c.evaluation)
-    return decide(c.evaluation, ctx.workdir, ctx.results["evaluate"], primary)
+    return run_bless(ctx.config.bless_config(), ctx.run_dir, ctx.results["evaluate"])
 
 
 def _export(ctx: RunContext) -> dict[str, Any]:

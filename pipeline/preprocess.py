@@ -24,6 +24,7 @@ from mtlrec.pipeline import beam_io, progress, step_counts
 from mtlrec.pipeline.config import JobConfig
 from mtlrec.pipeline.keyed import buckets_for
 from mtlrec.pipeline.preprocess_job import (
+    RAW_EVAL,
     PreprocessSettings,
     build_preprocess_pipeline,
     read_validated,
@@ -171,7 +172,7 @@ def _preprocess_settings(config: JobConfig, buckets: int, columns: Sequence[str]
 def _start_preprocess(step_dir: pathlib.Path) -> None:
     """Clears this step's earlier outputs, shards included."""
     _fresh_dir(step_dir, (*PREPROCESS_OUTPUTS, COUNTS_JSON, beam_io.COUNTS_FILE))
-    for pattern in (f"{name}-*.tfrecord.gz" for name in SPLITS):
+    for pattern in (*(f"{name}-*.tfrecord.gz" for name in SPLITS), f"{RAW_EVAL}-*.parquet"):
         for path in step_dir.glob(pattern):
             path.unlink()
 

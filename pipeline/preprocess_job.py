@@ -3,8 +3,12 @@
 Takes the validated tables (the validate step's Parquet, or the validate job's outputs when
 both steps run as one job), joins labels and side tables with keyed CoGroupByKey stages,
 splits by time, runs tf.Transform (analysers on the train split only) and writes `train-*` /
-`eval-*` gzip tf.Examples, `transform_fn/`, `catalog.parquet`, `eval_sample.parquet` and
-`_counts.json` into the step directory.
+`eval-*` gzip tf.Examples, `transform_fn/`, `catalog.parquet`, `eval_sample.parquet`, the
+test split's raw examples (`eval_raw-*.parquet`) and `_counts.json` into the step directory.
+
+The raw test examples are the joined rows before tf.Transform, every column kept: the bless
+step re-scores the last blessed model on them through that model's own transform graph
+(`mtlrec.evaluation.rescore`), since its vocabularies are not this run's.
 """
 
 from __future__ import annotations
@@ -97,6 +101,10 @@ class Examples:
     events: beam.PCollection
     """Batches with the user_id and ts of every accepted event (or interaction): the test
     split's boundary is a quantile of their ts."""
+
+
+RAW_EVAL = "eval_raw"
+"""The raw test examples' shards: `eval_raw-*.parquet`."""
 
 
 # Columns every `Examples.events` batch has (the sample of the split quantile hashes them).
@@ -237,6 +245,7 @@ def build_preprocess_pipeline(
         | "EvalSample"
         >> beam.CombineGlobally(SampleRows(settings.eval_sample_size, examples_schema)),
         "catalogue": source.catalogue,
+        RAW_EVAL: splits.eval,
         beam_io.COUNTS_FILE: counts | "Counts" >> beam_io.TotalCounts(),
     }
     outputs = preprocess_outputs(step_dir, examples_schema, source.catalogue_schema)
@@ -255,5 +264,6 @@ def preprocess_outputs(
         "catalogue": FileOutput(
             str(step_dir / "catalog.parquet"), ParquetShards(catalogue_schema), single_file=True
         ),
+        RAW_EVAL: FileOutput(str(step_dir / RAW_EVAL), ParquetShards(examples_schema)),
         beam_io.COUNTS_FILE: beam_io.counts_output(str(step_dir)),
     }

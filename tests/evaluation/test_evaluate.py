@@ -220,12 +220,13 @@ def test_metrics_json_has_every_spec_key_finite(evaluated_run):
 @pytest.mark.slow
 def test_untrained_model_is_not_blessed_and_not_pushed(evaluated_run, tmp_path):
     from mtlrec.evaluation.bless import decide, push, record_blessed
+    from mtlrec.evaluation.bless_step import run_bless
     from mtlrec.evaluation.evaluate import run_evaluate
     from mtlrec.models.train import train
 
     config, run_dir, metrics = evaluated_run
     workdir = run_dir.parents[1]
-    assert decide(config.evaluation, workdir, metrics)["blessed"] is True
+    assert decide(config.evaluation, metrics)["blessed"] is True
     record_blessed(workdir, metrics, run_dir.name)
 
     untrained = _small_config(workdir, {"baselines": [], "slices": []}, epochs=0)
@@ -236,13 +237,23 @@ def test_untrained_model_is_not_blessed_and_not_pushed(evaluated_run, tmp_path):
     train(c.tasks, c.model, c.training, c.features, worse_dir / "preprocess", worse_dir / "train")
     worse = run_evaluate(untrained.evaluate_config(), worse_dir)
     assert worse["click"]["auc"] < metrics["click"]["auc"]
+    assert "Blessing: not decided yet" in (worse_dir / "evaluate" / "report.html").read_text()
 
-    decision = decide(untrained.evaluation, workdir, worse)
+    decision = run_bless(untrained.bless_config(), worse_dir, worse)
     assert decision["blessed"] is False
     assert decision["previous_run_id"] == run_dir.name
+    # Both runs share one test split: the blessed model re-scored from its raw rows through
+    # its transform graph scores exactly what the evaluate step measured on its TFRecords.
+    last = decision["last_blessed"]
+    assert last["source"] == "rescored"
+    for task in SPEC_KEYS:
+        for key, value in metrics[task].items():
+            assert last["metrics"][task][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
     failed = [(c["metric"], c["kind"]) for c in decision["checks"] if not c["passed"]]
     assert ("click.auc", "regression") in failed
-    assert "NOT BLESSED" in (worse_dir / "evaluate" / "report.html").read_text()
+    page = (worse_dir / "evaluate" / "report.html").read_text()
+    assert "<b>Blessing: NOT BLESSED</b>" in page
+    assert f"last blessed {run_dir.name} (re-scored on this test split)" in page
 
     version = tmp_path / "export" / "mtlrec_ranker" / "1"
     version.mkdir(parents=True)

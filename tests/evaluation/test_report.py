@@ -56,9 +56,19 @@ BLESSING = {
             "passed": False,
         }
     ],
-    "reasons": ["click.auc = 0.71, needs >= 0.7425: FAILED"],
+    "reasons": [
+        "last blessed run run-previous: re-scored on this run's test split (1000 rows)",
+        "click.auc = 0.71, needs >= 0.7425: FAILED",
+    ],
     "previous_run_id": "run-previous",
+    "last_blessed": {
+        "run_id": "run-previous",
+        "metrics": {"click": {"auc": 0.75}, "dwell": {"rmse_s": 30.0}},
+        "source": "rescored",
+        "reason": "last blessed run run-previous: re-scored on this run's test split (1000 rows)",
+    },
 }
+PRIMARY = {"click": "auc", "dwell": "rmse_s", "retrieval": "recall@10"}
 
 
 @pytest.fixture
@@ -81,7 +91,7 @@ def run_dir(tmp_path):
 
 
 def test_html_is_self_contained_with_embedded_plots(run_dir):
-    paths = report.render_report(run_dir, blessing=BLESSING)
+    paths = report.render_report(run_dir, primary=PRIMARY, blessing=BLESSING)
     page = paths["html"].read_text()
     for forbidden in ("http://", "https://", 'src="//', "<link", "<script"):
         assert forbidden not in page
@@ -102,7 +112,7 @@ def test_html_is_self_contained_with_embedded_plots(run_dir):
 
 
 def test_html_tables(run_dir):
-    page = report.render_report(run_dir, blessing=BLESSING)["html"].read_text()
+    page = report.render_report(run_dir, primary=PRIMARY, blessing=BLESSING)["html"].read_text()
     # click AUC row: model, popularity and its delta (better), single-task and its delta (worse)
     assert (
         '<td>click</td><td class="name">auc</td><td>0.7100</td><td>0.6000</td>'
@@ -115,28 +125,64 @@ def test_html_tables(run_dir):
     assert "<th>device (retrieval)</th><th>queries</th><th>recall@10</th>" in page
     assert "<td>ios</td><td>40</td><td>0.2000</td>" in page
     assert "<td>bad_timestamp</td><td>7</td>" in page
-    assert "NOT BLESSED" in page and "run-previous" in page
+    assert "<td>click.auc</td><td>regression</td><td>0.7100</td><td>0.7425</td>" in page
+
+
+def test_the_headline_box_comes_first_with_the_decision_and_the_last_blessed_model(run_dir):
+    page = report.render_report(run_dir, primary=PRIMARY, blessing=BLESSING)["html"].read_text()
+    body = page[page.index("</h1>") + len("</h1>") :]
+    assert body.startswith('<div class="headline"><h2>Headline</h2>')
+    box = body[: body.index("</div>")]
+    assert (
+        "<th>task</th><th>primary metric</th><th>model</th><th>popularity</th>"
+        "<th>single-task</th><th>last blessed run-previous (re-scored on this test split)</th>"
+    ) in box
+    # click: model, popularity, single-task, last blessed re-scored
+    assert "<tr><td>click</td><td>auc</td><td>0.7100</td><td>0.6000</td><td>0.7200</td>" in box
+    assert "<td>0.7500</td></tr>" in box
+    assert "<tr><td>dwell</td><td>rmse_s</td><td>31.5000</td><td>–</td><td>33.0000</td>" in box
+    assert '<p class="rejected"><b>Blessing: NOT BLESSED</b></p>' in box
+    assert "<li>click.auc = 0.71, needs &gt;= 0.7425: FAILED</li>" in box
+    assert "<li>last blessed run run-previous: re-scored on this run" in box
+
+
+def test_before_the_bless_step_the_box_says_not_decided(run_dir):
+    md = report.render_report(run_dir, primary=PRIMARY)["md"].read_text().splitlines()
+    assert md[2:8] == [
+        "## Headline",
+        "",
+        "| task | primary metric | model | popularity | single-task |",
+        "|---|---|---:|---:|---:|",
+        "| click | auc | 0.7100 | 0.6000 | 0.7200 |",
+        "| dwell | rmse_s | 31.5000 | – | 33.0000 |",
+    ]
+    assert "Blessing: **not decided yet (the bless step runs after evaluate)**" in md
 
 
 def test_markdown_headline_table(run_dir):
-    md = report.render_report(run_dir, blessing=BLESSING)["md"].read_text()
+    md = report.render_report(run_dir, primary=PRIMARY, blessing=BLESSING)["md"].read_text()
     assert "| click | auc | 0.7100 | 0.6000 | 0.7200 | -0.0100 (negative transfer) |" in md
     assert "| dwell | rmse_s | 31.5000 | – | 33.0000 | -1.5000 (MTL gain) |" in md
     assert "| retrieval | recall@10 | 0.1200 | 0.0500 | – | – |" in md
-    assert "Blessed: **no**" in md
+    assert "Blessing: **NOT BLESSED**" in md
+    assert "- click.auc = 0.71, needs >= 0.7425: FAILED" in md
+    header = (
+        "| task | primary metric | model | popularity | single-task | last blessed run-previous"
+    )
+    assert md.index(header) < md.index("## Metrics on the test split")
 
 
 def test_report_without_history_or_blessing(run_dir):
     (run_dir / "train" / "history.json").unlink()
-    page = report.render_report(run_dir)["html"].read_text()
+    page = report.render_report(run_dir, primary=PRIMARY)["html"].read_text()
     assert "No training history" in page
-    assert "Not decided yet" in page
+    assert "Blessing: not decided yet" in page
     assert len(re.findall(r"data:image/png;base64,", page)) == 2
 
 
 def test_missing_metrics_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the evaluate step first"):
-        report.render_report(tmp_path)
+        report.render_report(tmp_path, primary=PRIMARY)
 
 
 def test_history_series():

@@ -24,7 +24,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     (evaluate / "metrics.json").write_text(json.dumps({"click": {"auc": 0.8}}))
     curves = {"click": report_plots.task_curves(labels, probabilities, bins=10)}
     (evaluate / "curves.json").write_text(json.dumps(curves))
-    html = report.render_report(tmp_path / "run")["html"]
+    html = report.render_report(tmp_path / "run", primary={"click": "auc"})["html"]
 
     png = tmp_path / "shot.png"
     subprocess.run(

@@ -165,6 +165,27 @@ def test_catalogue_and_eval_sample(job):
     assert (written["train_examples"], written["validation_examples"]) == (14, 2)
 
 
+def _raw_eval(step_dir):
+    return pa.concat_tables(
+        pq.read_table(p) for p in sorted(step_dir.glob("eval_raw-*.parquet"))
+    ).to_pylist()
+
+
+def test_the_test_split_is_kept_raw_for_rescoring(job):
+    out, _ = job
+    rows = _raw_eval(out / "preprocess")
+    columns = ("user_id", "item_id", "ts", "position", "click", "purchase", "dwell_s", "country")
+    got = sorted(tuple(r[c] for c in columns) for r in rows)
+    # Days 8 and 9 (from split_ts on): u2 shown i0 (clicked, bought) and i1; u0 shown i1
+    # (clicked, 19 s) and i2. Untransformed: raw ids, raw dwell seconds, the users' country.
+    assert got == [
+        ("u0", "i1", T0 + 9 * DAY, 0, 1, 0, 19.0, "fr"),
+        ("u0", "i2", T0 + 9 * DAY, 1, 0, 0, None, "fr"),
+        ("u2", "i0", T0 + 8 * DAY, 0, 1, 1, 18.0, "de"),
+        ("u2", "i1", T0 + 8 * DAY, 1, 0, 0, None, "de"),
+    ]
+
+
 def _all_examples(step_dir):
     tft_output = tft.TFTransformOutput(str(step_dir / "transform_fn"))
     spec = tft_output.transformed_feature_spec()
@@ -197,6 +218,8 @@ def test_one_beam_job_writes_what_the_two_jobs_write(raw_dir, job, tmp_path):
         assert _parquet_rows(one / "validate" / table) == _parquet_rows(two / "validate" / table)
     for name in ("catalog.parquet", "eval_sample.parquet"):
         assert _parquet_rows(one / "preprocess" / name) == _parquet_rows(two / "preprocess" / name)
+    raw_one, raw_two = (_raw_eval(d / "preprocess") for d in (one, two))
+    assert sorted(raw_one, key=json.dumps) == sorted(raw_two, key=json.dumps)
     for name in ("user_id", "item_id", "device", "category", "item_log_q"):
         one_tft = tft.TFTransformOutput(str(one / "preprocess" / "transform_fn"))
         two_tft = tft.TFTransformOutput(str(two / "preprocess" / "transform_fn"))
