@@ -43,6 +43,10 @@ class TableReport:
     """`dt=` partition ("-" outside any) -> (min, max) accepted event time in ms."""
     bad_files: dict[str, str] = dataclasses.field(default_factory=dict)
     """Files validation would skip as empty or unreadable: path -> reason."""
+    unmatched: tuple[str, ...] = ()
+    """Columns of the files that no contract column takes (candidates for `data.columns`)."""
+    missing: tuple[str, ...] = ()
+    """Required contract columns (as the files would name them) that no file holds."""
 
 
 def inspect_tables(config: Config) -> list[TableReport]:
@@ -55,10 +59,12 @@ def inspect_table(name: str, source: TableSource) -> TableReport:
     """Reads every file of the table once, validating it as the validate step would."""
     accepted, rejected, partitions, rows = [], dict.fromkeys(schema.REJECT_REASONS, 0), {}, 0
     in_file = dict(zip(source.in_files.column_names, source.contract.column_names, strict=True))
-    present, bad_files = set(), {}
+    present, bad_files, in_files = set(), {}, []
     for file in source.files:
         try:
-            present |= {in_file.get(c) for c in readers.column_names(file)}
+            names = readers.column_names(file)
+            in_files += [c for c in names if c not in in_files]
+            present |= {in_file.get(c) for c in names}
             batches = list(readers.read_batches(file.path, file.format, source.in_files))
         except readers.BadFileError as e:
             bad_files[e.path] = e.reason
@@ -85,6 +91,12 @@ def inspect_table(name: str, source: TableSource) -> TableReport:
         columns=[_column_stats(n, data.column(n)) for n in data.column_names if n in present],
         partitions=dict(sorted(partitions.items())),
         bad_files=bad_files,
+        unmatched=tuple(c for c in in_files if c not in in_file),
+        missing=tuple(
+            f for f, c in in_file.items() if source.contract.column(c).required and c not in present
+        )
+        if in_files
+        else (),
     )
 
 
@@ -131,6 +143,12 @@ def report_lines(reports: list[TableReport]) -> list[str]:
         rejected = ", ".join(f"{k} {v}" for k, v in r.rejected.items()) or "none"
         lines.append(f"{r.name}: {r.rows} rows in {r.files} file(s); would reject: {rejected}")
         lines += [f"  would skip bad file {path}: {why}" for path, why in r.bad_files.items()]
+        if r.missing:
+            lines.append(
+                f"  required columns no file holds: {', '.join(r.missing)}; the files' columns "
+                f"no contract column takes: {', '.join(r.unmatched) or 'none'}; map them with "
+                "--set 'data.columns={CONTRACT: YOURS, ...}'"
+            )
         for c in r.columns:
             lines.append(
                 f"  {c['name']:<16} {c['type']:<8} nulls {c['nulls']:<8} distinct "

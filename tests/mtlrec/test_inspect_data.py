@@ -88,3 +88,23 @@ def test_bad_files_and_ragged_rows_are_reported_not_fatal(tmp_path):
     assert (report.files, report.rows) == (2, 6)
     assert report.rejected == {"bad_timestamp": 1, "empty_id": 1, "malformed_row": 1}
     assert f"  would skip bad file {empty}: empty file (0 bytes)" in report_lines([report])
+
+
+def test_columns_the_contract_lacks_and_needs_are_named_with_the_way_to_map_them(tmp_path):
+    (tmp_path / "interactions").mkdir()
+    (tmp_path / "interactions" / "part-0.csv").write_text(
+        "id,uid,video,time_s,is_click\ne1,u1,v1,1704067200,1\n"
+    )
+    document = config_document(overrides=[f"data.raw_dir={tmp_path}", "data.columns={ts: time_s}"])
+    document, _ = adapt(document, validate(document))
+    (report,) = inspect_tables(validate(document))
+    assert report.missing == ("event_id", "user_id", "item_id")
+    assert report.unmatched == ("id", "uid", "video", "is_click")
+    assert report_lines([report])[1] == (
+        "  required columns no file holds: event_id, user_id, item_id; the files' columns no "
+        "contract column takes: id, uid, video, is_click; map them with "
+        "--set 'data.columns={CONTRACT: YOURS, ...}'"
+    )
+    (tmp_path / "mapped").mkdir()
+    *_, (mapped,) = _inspected(tmp_path / "mapped")
+    assert (mapped.missing, mapped.unmatched) == ((), ())
