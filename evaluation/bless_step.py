@@ -23,11 +23,16 @@ _LOG = logging.getLogger(__name__)
 def run_bless(config: BlessConfig, run_dir: pathlib.Path, metrics: dict[str, Any]) -> dict:
     """Decides on the run's model (`metrics`: its metrics.json); returns `decide`'s result."""
     run_dir = pathlib.Path(run_dir)
-    _LOG.info(
-        "bless: re-scoring the last blessed model on this run's test split",
-        extra={"fields": {"run": run_dir.name}},
-    )
     previous = last_blessed(config, run_dir)
+    if previous is None:
+        _LOG.info("bless: no model blessed before this one: nothing to compare with")
+    else:
+        how = (
+            "re-scored on this run's test split"
+            if previous.source == "rescored"
+            else (f"its stored figures ({previous.reason})")
+        )
+        _LOG.info(f"bless: the last blessed model, run {previous.run_id}: {how}")
     primary = primary_metrics(config.tasks, config.evaluation)
     decision = decide(config.evaluation, metrics, previous, primary)
     report.render_report(

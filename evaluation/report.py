@@ -25,6 +25,7 @@ from mtlrec.evaluation.report_tables import (
     build_markdown,
     delta,
     fmt,
+    fmt_time,
     headline_rows,
     ordered,
     task_names,
@@ -163,7 +164,8 @@ def _counts_section(counts: dict[str, Any], eval_counts: dict[str, Any]) -> str:
             if isinstance(value, dict):
                 rows += flatten(f"{prefix}{key}.", value)
             else:
-                rows.append([_td(html.escape(prefix + key)), _td(fmt(value))])
+                shown = fmt_time(value) if key.endswith("_ts") else fmt(value)
+                rows.append([_td(html.escape(prefix + key)), _td(shown)])
         return rows
 
     rejected = counts.get("rejected", {})

@@ -3,6 +3,7 @@ number formatting, and the markdown headline table (report.md)."""
 
 from __future__ import annotations
 
+import datetime
 import html
 import math
 from typing import Any
@@ -14,11 +15,24 @@ NON_TASK_KEYS = ("baselines", "slices", "counts", "validation", "split")
 
 
 def fmt(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float):
         return "–" if value is None else html.escape(str(value))
     if isinstance(value, int):
         return f"{value:,}"
-    return "–" if not math.isfinite(value) else f"{value:.4f}"
+    if not math.isfinite(value):
+        return "–"
+    # Rates and seconds in the thousands read better whole than to four decimals.
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+
+
+def fmt_time(ms: Any) -> str:
+    """An event time in ms as UTC ISO-8601 with the ms beside it; anything else as `fmt`."""
+    if isinstance(ms, bool) or not isinstance(ms, int):
+        return fmt(ms)
+    iso = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC).isoformat(timespec="seconds")
+    return f"{iso} ({ms} ms)"
 
 
 def delta(model: Any, other: Any, metric: str) -> tuple[str, str]:
@@ -26,6 +40,9 @@ def delta(model: Any, other: Any, metric: str) -> tuple[str, str]:
     if not all(isinstance(v, int | float) and math.isfinite(v) for v in (model, other)):
         return "–", ""
     difference = model - other
+    if abs(difference) < 0.5e-4:
+        # Equal at the four decimals shown: neither "-0.0000" nor a colour.
+        return "0.0000", ""
     if metric.startswith("calibration_ratio"):
         # Neither higher nor lower is better: closer to 1 (predicted = observed) is.
         gap = abs(model - 1.0) - abs(other - 1.0)

@@ -212,4 +212,17 @@ def test_metrics_in_reading_order():
 def test_calibration_ratio_delta_favours_the_ratio_closer_to_one():
     assert report_tables.delta(1.02, 1.10, "calibration_ratio") == ("-0.0800", "good")
     assert report_tables.delta(0.80, 1.05, "calibration_ratio") == ("-0.2500", "bad")
-    assert report_tables.delta(0.5, 0.5, "auc") == ("+0.0000", "")
+    assert report_tables.delta(0.5, 0.5, "auc") == ("0.0000", "")
+
+
+def test_numbers_read_as_people_write_them():
+    # A difference below the shown precision is no "-0.0000" in red.
+    assert report_tables.delta(0.69812, 0.69814, "auc") == ("0.0000", "")
+    assert report_tables.delta(0.6982, 0.6980, "auc") == ("+0.0002", "good")
+    assert report_tables.fmt(14188.0934) == "14,188"
+    assert report_tables.fmt(32.42421) == "32.4242"
+    assert report_tables.fmt(True) == "yes"
+    assert report_tables.fmt_time(1_704_067_200_000) == (
+        "2024-01-01T00:00:00+00:00 (1704067200000 ms)"
+    )
+    assert report_tables.fmt_time(None) == "–"
