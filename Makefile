@@ -1,12 +1,15 @@
 # Two entry points for a fresh machine: `make run` (the batch job on the embedded
 # synthetic data) and `make test` (lint + the whole test suite). Both create the virtual
 # environment and install the pinned stack on first use; pip's cache makes reinstalls fast.
+# `make airflow` installs Apache Airflow into a venv of its own (its pins conflict with
+# TensorFlow's) for the DAG's test: MTLREC_AIRFLOW_VENV=$PWD/.airflow-venv make test.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+AIRFLOW_VENV ?= .airflow-venv
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install airflow clean
 
 $(STAMP): pyproject.toml
 	command -v $(PYTHON) >/dev/null 2>&1 || { echo "needs $(PYTHON) (CPython 3.11)"; exit 1; }
@@ -16,6 +19,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+airflow:
+	deploy/schedule/install_airflow.sh $(AIRFLOW_VENV)
 
 run: $(STAMP)
 	$(BIN)/mtlrec run
@@ -28,4 +34,4 @@ test: lint
 	$(BIN)/pytest -ra
 
 clean:
-	rm -rf $(VENV) mtlrec-work
+	rm -rf $(VENV) $(AIRFLOW_VENV) mtlrec-work

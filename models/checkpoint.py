@@ -4,7 +4,9 @@ The latest checkpoint holds the model, the optimizer (slots and iteration count)
 progress counters (global step, epoch, step within the epoch), the early-stopping state and
 the alternating-task generator, so a rerun after a crash continues exactly where the last
 checkpoint left off: the data position is the step within the epoch (the epoch's input
-is deterministic and skipped to that batch).
+is deterministic and skipped to that batch). Beside it, `warm_start.json` keeps what the
+first attempt's warm start carried over: a resumed run goes on from those weights, so it
+reports the same start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import pathlib
 
 import tensorflow as tf
+
+from mtlrec.features.json_files import read, write_json
+
+WARM_START = "warm_start.json"
 
 
 def _counter(name: str, value: float = 0, dtype=tf.int64) -> tf.Variable:
@@ -31,6 +37,7 @@ class TrainingState:
         max_to_keep: int = 2,
     ) -> None:
         directory = pathlib.Path(directory)
+        self.directory = directory
         self.step = _counter("step")
         self.epoch = _counter("epoch")
         self.step_in_epoch = _counter("step_in_epoch")
@@ -67,6 +74,14 @@ class TrainingState:
             return None
         self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.step.numpy())
+
+    def record_warm_start(self, report: dict | None) -> None:
+        """Keeps a fresh start's warm-start report (None: a cold start) for its resumes."""
+        write_json(self.directory / WARM_START, {"warm_start": report})
+
+    def warm_start(self, directory: str | pathlib.Path | None = None) -> dict | None:
+        """The report the checkpoints' first attempt recorded (of `directory`, as `restore`)."""
+        return read(pathlib.Path(directory or self.directory) / WARM_START).get("warm_start")
 
     def save(self) -> None:
         self.manager.save(checkpoint_number=int(self.step.numpy()))

@@ -50,14 +50,16 @@ class Trainer:
             optimizer=self.optimizer,
             generator=None if self.sampler is None else self.sampler.generator,
         )
-        self.resumed_from = self.state.restore(
-            None if resume_from is None else resume_from / "checkpoints"
-        )
+        restored_dir = None if resume_from is None else resume_from / "checkpoints"
+        self.resumed_from = self.state.restore(restored_dir)
         _check_same_step(strategy, self.state.step)
-        # A resumed run goes on from its own checkpoint; only a fresh one starts warm.
-        self.warm_start = (
-            warm_start(self.model) if warm_start is not None and self.resumed_from is None else None
-        )
+        # Only a fresh run starts warm; a resumed one goes on from its checkpoint, whose
+        # weights descend from the start its first attempt made, and reports that start.
+        if self.resumed_from is None:
+            self.warm_start = None if warm_start is None else warm_start(self.model)
+            self.state.record_warm_start(self.warm_start)
+        else:
+            self.warm_start = self.state.warm_start(restored_dir)
         self.history = History(step_dir, int(self.state.epoch.numpy()))
         self.step_fn = TrainStep(
             self.model, self.optimizer, strategy, l2_embedding=cfg.l2_embedding, prepare=prepare

@@ -35,13 +35,23 @@ def test_dag_runs_every_step_in_pipeline_order():
 def test_dag_steps_are_real_cli_commands():
     from mtlrec.cli import build_parser
 
+    # The paths come from Airflow Variables (tests/deploy/test_airflow_dag.py renders them
+    # in a real Airflow); the dated part of every task's command is a constant.
     parser = build_parser()
-    common = _constant(_dag_module(), "COMMON").replace("{{ ds }}", "2026-01-01")
+    daily = _constant(_dag_module(), "DAILY").replace("{{ ds }}", "2026-01-01")
+    paths = ["--config", "c.yaml", "--data", "logs", "--workdir", "work"]
     for step in STEP_NAMES:
-        args, unknown = parser.parse_known_args([step, *common.split()])
+        args, unknown = parser.parse_known_args([step, *paths, *daily.split()])
         assert args.command == step
         assert unknown == []
         assert args.date == args.run_id == "2026-01-01"
+
+
+def test_dag_settings_are_airflow_variables_with_defaults():
+    defaults = _constant(_dag_module(), "DEFAULTS")
+    assert set(defaults) == {"bin", "config", "data", "workdir", "retries", "retry_delay_s"}
+    assert int(defaults["retries"]) > 0
+    assert "Variable.get(f'mtlrec_{name}', default_var=value)" in ast.unparse(_dag_module())
 
 
 def test_cron_line_runs_mtlrec_daily_with_json_logs():

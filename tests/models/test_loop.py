@@ -49,7 +49,16 @@ def _rows(seed: int, n: int, *, flip: bool = False) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices(f)
 
 
-def _fit(step_dir, cfg, tasks=DEFAULT_TASKS, *, eval_flip=False, model_cfg=None, strategy=None):
+def _fit(
+    step_dir,
+    cfg,
+    tasks=DEFAULT_TASKS,
+    *,
+    eval_flip=False,
+    model_cfg=None,
+    strategy=None,
+    warm_start=None,
+):
     catalogue = {
         "item_id": tf.range(30, dtype=tf.int64),
         "category": tf.zeros(30, tf.int64),
@@ -67,6 +76,7 @@ def _fit(step_dir, cfg, tasks=DEFAULT_TASKS, *, eval_flip=False, model_cfg=None,
         strategy=strategy or tf.distribute.get_strategy(),
         catalogue=lambda: catalogue,
         log=lambda message: None,
+        warm_start=warm_start,
     )
 
 
@@ -88,6 +98,26 @@ def test_history_tensorboard_and_resume_to_more_epochs(tmp_path):
     _, second = _fit(tmp_path, cfg.model_copy(update={"epochs": 3}))
     assert second["resumed_from_step"] == 20 and second["steps"] == 30
     assert [r["epoch"] for r in json.loads((tmp_path / "history.json").read_text())] == [0, 1, 2]
+
+
+def test_a_resumed_run_reports_the_warm_start_its_first_attempt_made(tmp_path):
+    starts = []
+
+    def warm_start(model):
+        starts.append(model)
+        return {"source": "day-1/train/model", "variables": {"copied": 3}}
+
+    cfg = TrainingConfig(epochs=1, learning_rate=0.01, checkpoint_every_steps=5, seed=1)
+    _, first = _fit(tmp_path, cfg, warm_start=warm_start)
+    assert first["warm_start"] == {"source": "day-1/train/model", "variables": {"copied": 3}}
+    # The retry of a killed attempt goes on from its checkpoint: no second warm start, and
+    # the report still names where its weights came from.
+    _, resumed = _fit(tmp_path, cfg.model_copy(update={"epochs": 2}), warm_start=warm_start)
+    assert resumed["resumed_from_step"] == 10 and len(starts) == 1
+    assert resumed["warm_start"] == first["warm_start"]
+    _, cold = _fit(tmp_path / "cold", cfg)
+    _, cold_resumed = _fit(tmp_path / "cold", cfg.model_copy(update={"epochs": 2}))
+    assert cold["warm_start"] is cold_resumed["warm_start"] is None
 
 
 def test_early_stopping_restores_the_best_epoch(tmp_path):
