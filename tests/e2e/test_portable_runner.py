@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 
 import grpc
 import pytest
@@ -54,7 +53,9 @@ def _worker_python(root: pathlib.Path) -> pathlib.Path:
     finder of site-packages is not run) but not mtlrec: the worker image's stand-in."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
     site = root / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    (site / "site-packages" / "worker-deps.pth").write_text(sysconfig.get_paths()["purelib"])
+    # Every site-packages this process reads (a venv may reach another through a .pth).
+    libraries = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "site-packages" / "worker-deps.pth").write_text("\n".join(libraries) + "\n")
     return root / "bin" / "python"
 
 
