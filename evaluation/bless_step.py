@@ -27,12 +27,7 @@ def run_bless(config: BlessConfig, run_dir: pathlib.Path, metrics: dict[str, Any
     if previous is None:
         _LOG.info("bless: no model blessed before this one: nothing to compare with")
     else:
-        how = (
-            "re-scored on this run's test split"
-            if previous.source == "rescored"
-            else (f"its stored figures ({previous.reason})")
-        )
-        _LOG.info(f"bless: the last blessed model, run {previous.run_id}: {how}")
+        _LOG.info(f"bless: {previous.reason}")
     primary = primary_metrics(config.tasks, config.evaluation)
     decision = decide(config.evaluation, metrics, previous, primary)
     report.render_report(
